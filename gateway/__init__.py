@@ -1,0 +1,1 @@
+"""ticketgate: turns support mailboxes into tickets."""

@@ -1,0 +1,130 @@
+"""Attachments: safe file names, decoded payloads, and files hidden in uuencoded text."""
+
+from __future__ import annotations
+
+import binascii
+import mimetypes
+import re
+import unicodedata
+from dataclasses import dataclass
+from email.message import Message
+
+from gateway.charsets import decode_header_text
+
+MAX_NAME_BYTES = 200
+
+
+@dataclass(frozen=True)
+class ParsedAttachment:
+    """A decoded file from a mail."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Decoded size in bytes."""
+        return len(self.data)
+
+
+def safe_filename(name: str, content_type: str, index: int) -> str:
+    """A file name that is safe on any disk: no path, no control characters, not empty.
+
+    >>> safe_filename("../../etc/passwd", "text/plain", 1)
+    'passwd'
+    >>> safe_filename("report\\n2026.txt", "text/plain", 1)
+    'report 2026.txt'
+    >>> safe_filename("", "application/pdf", 3)
+    'attachment-3.pdf'
+    """
+    name = unicodedata.normalize("NFC", name)
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in name)
+    name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
+    while len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[:-1] + dot + ext) if dot and len(ext) < 12 and stem else name[:-1]
+    if not name:
+        ext = mimetypes.guess_extension(content_type) or ".bin"
+        name = f"attachment-{index}{ext}"
+    return name
+
+
+def attachment_from_part(part: Message, index: int, defects: list[str]) -> ParsedAttachment:
+    """An attachment from a non-body MIME part (a nested mail is kept whole)."""
+    ctype = part.get_content_type()
+    raw_name = part.get_filename()
+    if raw_name is None:
+        raw_name = part.get_param("name", header="content-type")  # type: ignore[assignment]
+    name = decode_header_text(raw_name) if isinstance(raw_name, str) else ""
+    if ctype == "message/rfc822":
+        inner = part.get_payload()
+        nested = inner[0] if isinstance(inner, list) and inner else None
+        data = _message_bytes(nested) if isinstance(nested, Message) else b""
+        if not name and isinstance(nested, Message):
+            subject = decode_header_text(nested.get("subject", "")) or "message"
+            name = f"{subject}.eml"
+    else:
+        try:
+            payload = part.get_payload(decode=True)
+        except (ValueError, TypeError, binascii.Error) as exc:
+            defects.append(f"attachment {index}: undecodable payload ({exc})")
+            payload = None
+        data = payload if isinstance(payload, bytes) else b""
+    cid = part.get("content-id")
+    return ParsedAttachment(
+        filename=safe_filename(name, ctype, index),
+        content_type=ctype,
+        data=data,
+        content_id=str(cid).strip().strip("<>") if cid else None,
+    )
+
+
+def _message_bytes(msg: Message) -> bytes:
+    try:
+        return msg.as_bytes()
+    except (UnicodeError, LookupError, TypeError, ValueError):
+        return msg.as_string().encode("utf-8", "replace")
+
+
+_UU_BLOCK = re.compile(
+    r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n(.*?)^`?\r?\nend[ \t]*$\r?\n?|"
+    r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n(.*?)^end[ \t]*$\r?\n?",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def _uu_line(line: str) -> bytes:
+    """One uuencoded line; tolerates the padding some encoders add (as the old uu module did)."""
+    try:
+        return binascii.a2b_uu(line)
+    except binascii.Error:
+        needed = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
+        return binascii.a2b_uu(line[:needed])
+
+
+def extract_uuencoded(text: str) -> tuple[str, list[ParsedAttachment]]:
+    """Pull uuencoded files out of a text body; returns the remaining text and the files."""
+    if "begin " not in text:
+        return text, []
+    found: list[ParsedAttachment] = []
+
+    def take(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        body = match.group(2) if match.group(1) else match.group(4)
+        data = bytearray()
+        for line in body.splitlines():
+            if not line or line in ("`", " "):
+                continue
+            try:
+                data += _uu_line(line)
+            except binascii.Error:
+                return match.group(0)  # not uuencode after all: leave the text alone
+        ctype = mimetypes.guess_type(name.strip())[0] or "application/octet-stream"
+        found.append(ParsedAttachment(safe_filename(name, ctype, len(found) + 1), ctype,
+                                      bytes(data)))
+        return ""
+
+    return _UU_BLOCK.sub(take, text), found

@@ -1,0 +1,33 @@
+"""The one exception tree of ticketgate.
+
+    TicketgateError
+    ├── ConfigError          bad admin input (config file); names file and key
+    ├── SourceError          a mail source failed
+    │   └── TemporarySourceError   network fault or timeout: reconnect and retry
+    └── ParseFailure         a mail that cannot be parsed at all (goes to quarantine)
+
+Expected mail outcomes (new ticket, follow-up, duplicate, quarantined) are values of
+``Disposition``, never exceptions.
+"""
+
+from __future__ import annotations
+
+
+class TicketgateError(Exception):
+    """Base of every error ticketgate raises on purpose."""
+
+
+class ConfigError(TicketgateError):
+    """The configuration is invalid; the message names file, key and value."""
+
+
+class SourceError(TicketgateError):
+    """A mail source failed in a way retrying will not fix."""
+
+
+class TemporarySourceError(SourceError):
+    """A mail source failed in a way a reconnect may fix (network, timeout)."""
+
+
+class ParseFailure(TicketgateError):
+    """A mail could not be parsed at all."""

@@ -1,0 +1,143 @@
+"""SQLModel tables: tickets, messages, attachments, contacts, organisations, watchers, ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Timestamps are stored in UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Organisation(SQLModel, table=True):
+    """A customer organisation; contacts join it by mail domain."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255)
+    domain: str = Field(max_length=255, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    """A person who wrote to us or was copied on a ticket."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=255)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Ticket(SQLModel, table=True):
+    """A customer request and everything said about it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=40, unique=True)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    status: str = Field(default="new", max_length=32, index=True)
+    priority: int = Field(default=5)
+    channel: str = Field(default="support", max_length=100, index=True)
+    activity_type: str | None = Field(default=None, max_length=100)
+    type: str = Field(default="mail", max_length=20)
+    source: str = Field(default="email", max_length=20)
+    customer_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id")
+    owner: str | None = Field(default=None, max_length=100)
+    linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class Message(SQLModel, table=True):
+    """One mail (or note) on a ticket; message_key makes every Message-ID unique."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    direction: str = Field(default="in", max_length=3)  # in | out
+    kind: str = Field(default="customer", max_length=20)
+    public: bool = True
+    message_id: str = Field(sa_column=Column(Text, nullable=False))
+    message_key: str = Field(max_length=64, unique=True)
+    in_reply_to: str | None = Field(default=None, sa_column=Column(Text))
+    references: str | None = Field(default=None, sa_column=Column(Text))
+    from_address: str = Field(default="", max_length=320, index=True)
+    from_name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    to: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    cc: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    html: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    classification: str = Field(default="", max_length=100)  # auto-replied, bulk, list, bounce
+    defects: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    mailbox: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Attachment(SQLModel, table=True):
+    """A file that came with a message, stored with a safe name."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=255)
+    size: int
+    content_id: str | None = Field(default=None, max_length=255)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Watcher(SQLModel, table=True):
+    """Someone who hears about public activity on a ticket."""
+
+    __table_args__ = (UniqueConstraint("ticket_id", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    address: str = Field(max_length=320)
+    role: str = Field(default="cc", max_length=20)  # customer | cc | agent | owner
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """The processed-mail ledger: each fetched mail once, with what became of it."""
+
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=200)
+    uidvalidity: int | None = None
+    uid: int | None = None
+    message_key: str = Field(max_length=64, index=True)
+    outcome: str = Field(max_length=30)
+    ticket_number: str | None = Field(default=None, max_length=40)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class QuarantinedMail(SQLModel, table=True):
+    """A mail that failed unexpectedly: raw bytes kept with the reason, to retry later."""
+
+    __tablename__ = "quarantine"
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=200)
+    uidvalidity: int | None = None
+    uid: int | None = None
+    message_key: str = Field(max_length=64, index=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+    resolution: str | None = Field(default=None, max_length=200)
+
+
+class Counter(SQLModel, table=True):
+    """Ticket number counters, one row per scope (a day, or the whole store)."""
+
+    scope: str = Field(primary_key=True, max_length=40)
+    value: int = 0
