@@ -69,15 +69,34 @@ def decode_bytes(data: bytes, label: str | None = None) -> tuple[str, str | None
             return data.decode(codec), None
         except (UnicodeDecodeError, LookupError):
             pass
-    if _is_utf8(data):
-        guess = "utf-8"
-    else:
-        best = from_bytes(data, cp_isolation=None).best()
-        guess = best.encoding if best is not None else "cp1252"
-        if codec_for(guess) is None:
-            guess = "cp1252"
+    guess = "utf-8" if _is_utf8(data) else _guess(data)
     note = f"charset {label!r} did not fit; decoded as {guess}" if label else None
     return data.decode(guess, errors="replace"), note
+
+
+_SHORT_CANDIDATES = ("cp1252", "cp1251", "koi8_r", "iso8859_2", "gb18030", "cp932", "big5")
+
+
+def _guess(data: bytes) -> str:
+    """The likeliest charset of unlabelled 8-bit text.
+
+    Long text goes to charset-normalizer's language models; short text (a word or two)
+    is too little for them, so the decoding with the most letters wins, Western first.
+    """
+    if sum(b > 127 for b in data) >= 40:
+        best = from_bytes(data).best()
+        if best is not None and codec_for(best.encoding) is not None:
+            return best.encoding
+    scores: list[tuple[float, int, str]] = []
+    for rank, name in enumerate(_SHORT_CANDIDATES):
+        try:
+            text = data.decode(name)
+        except UnicodeDecodeError:
+            continue
+        high = [ch for ch in text if ord(ch) > 127]
+        letters = sum(ch.isalpha() or ch in "€„“”‚‘’–—…«»°§" for ch in high)
+        scores.append((letters / max(len(high), 1), -rank, name))
+    return max(scores)[2] if scores else "cp1252"
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -40,7 +40,8 @@ _CLEANER = bleach.Cleaner(
 
 def sanitize_html(html: str) -> str:
     """HTML safe to show an agent: no scripts, handlers, forms or javascript: links."""
-    return _CLEANER.clean(_DROP_WITH_CONTENT.sub("", html)).strip()
+    cleaned: str = _CLEANER.clean(_DROP_WITH_CONTENT.sub("", html))
+    return cleaned.strip()
 
 
 _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",

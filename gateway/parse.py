@@ -65,6 +65,16 @@ class ParsedMail:
         """Fixed-length key of the Message-ID for unique indexes."""
         return message_key(self.message_id)
 
+    def content_hash(self) -> str:
+        """Fingerprint of what the mail says, to tell a re-delivery from a reused Message-ID."""
+        digest = hashlib.sha256()
+        sender = self.from_.address if self.from_ else ""
+        for piece in (sender, self.subject, self.header("date"), self.text, self.html):
+            digest.update(piece.encode("utf-8", "surrogatepass") + b"\0")
+        for item in self.attachments:
+            digest.update(hashlib.sha256(item.data).digest())
+        return digest.hexdigest()
+
     def header(self, name: str) -> str:
         """First value of a header, decoded, or empty."""
         values = self.headers.get(name.lower())

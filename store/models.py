@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    """Timestamps are stored in UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Timestamps are timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _stamp(nullable: bool = False) -> Any:
+    """A timezone-aware timestamp column."""
+    if nullable:
+        return Field(default=None, sa_type=DateTime(timezone=True))
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class Organisation(SQLModel, table=True):
@@ -19,7 +27,7 @@ class Organisation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=255)
     domain: str = Field(max_length=255, unique=True)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _stamp()
 
 
 class Contact(SQLModel, table=True):
@@ -29,7 +37,7 @@ class Contact(SQLModel, table=True):
     address: str = Field(max_length=320, unique=True)
     name: str = Field(default="", max_length=255)
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _stamp()
 
 
 class Ticket(SQLModel, table=True):
@@ -48,10 +56,10 @@ class Ticket(SQLModel, table=True):
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id")
     owner: str | None = Field(default=None, max_length=100)
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    resolved_at: datetime | None = None
-    closed_at: datetime | None = None
+    created_at: datetime = _stamp()
+    updated_at: datetime = _stamp()
+    resolved_at: datetime | None = _stamp(nullable=True)
+    closed_at: datetime | None = _stamp(nullable=True)
 
 
 class Message(SQLModel, table=True):
@@ -64,6 +72,7 @@ class Message(SQLModel, table=True):
     public: bool = True
     message_id: str = Field(sa_column=Column(Text, nullable=False))
     message_key: str = Field(max_length=64, unique=True)
+    content_hash: str = Field(default="", max_length=64)
     in_reply_to: str | None = Field(default=None, sa_column=Column(Text))
     references: str | None = Field(default=None, sa_column=Column(Text))
     from_address: str = Field(default="", max_length=320, index=True)
@@ -76,7 +85,7 @@ class Message(SQLModel, table=True):
     classification: str = Field(default="", max_length=100)  # auto-replied, bulk, list, bounce
     defects: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     mailbox: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _stamp()
 
 
 class Attachment(SQLModel, table=True):
@@ -100,7 +109,7 @@ class Watcher(SQLModel, table=True):
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     address: str = Field(max_length=320)
     role: str = Field(default="cc", max_length=20)  # customer | cc | agent | owner
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _stamp()
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -116,7 +125,7 @@ class LedgerEntry(SQLModel, table=True):
     outcome: str = Field(max_length=30)
     ticket_number: str | None = Field(default=None, max_length=40)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _stamp()
 
 
 class QuarantinedMail(SQLModel, table=True):
@@ -131,8 +140,8 @@ class QuarantinedMail(SQLModel, table=True):
     message_key: str = Field(max_length=64, index=True)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
-    resolved_at: datetime | None = None
+    created_at: datetime = _stamp()
+    resolved_at: datetime | None = _stamp(nullable=True)
     resolution: str | None = Field(default=None, max_length=200)
 
 

@@ -1,0 +1,187 @@
+"""The ticketgate command line: check, run, ingest, tickets, quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from gateway.config import Config, load_config
+from gateway.errors import ConfigError, TicketgateError
+from gateway.pipeline import RawMail, StoreUnavailable, process
+from gateway.sources.files import read_mails
+from store.db import make_engine, migrate, transaction
+from store.models import QuarantinedMail, utcnow
+from store.views import quarantine_rows, ticket_detail, ticket_rows
+
+log = logging.getLogger("gateway.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ticketgate", description=__doc__)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config file (default: ./config.toml, else built-in defaults)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="validate the configuration")
+    run = sub.add_parser("run", help="run the service")
+    run.add_argument("--once", action="store_true", help="process what is waiting, then exit")
+    ingest = sub.add_parser("ingest", help="feed .eml files, mbox files or Maildirs")
+    ingest.add_argument("paths", nargs="+", type=Path)
+    ingest.add_argument("--channel", default=None, help="channel for new tickets")
+    tickets = sub.add_parser("tickets", help="list or show tickets")
+    tsub = tickets.add_subparsers(dest="action", required=True)
+    tlist = tsub.add_parser("list")
+    tlist.add_argument("--json", action="store_true")
+    tshow = tsub.add_parser("show")
+    tshow.add_argument("number")
+    tshow.add_argument("--json", action="store_true")
+    quarantine = sub.add_parser("quarantine", help="list or retry quarantined mails")
+    qsub = quarantine.add_subparsers(dest="action", required=True)
+    qlist = qsub.add_parser("list")
+    qlist.add_argument("--json", action="store_true")
+    qlist.add_argument("--all", action="store_true", help="include resolved entries")
+    qretry = qsub.add_parser("retry")
+    qretry.add_argument("id", type=int)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `ticketgate tickets list | head` ends quietly
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO if args.command == "run"
+        else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config)
+        if args.command == "check":
+            print(f"{config.path or '<defaults>'}: OK ({len(config.mailboxes)} mailbox(es), "
+                  f"{len(config.channels)} channel(s), {len(config.agents)} agent(s))")
+            return 0
+        engine = make_engine(config.database_url)
+        migrate(engine)
+        handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
+                   "quarantine": _quarantine}[args.command]
+        return handler(args, config, engine)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 1
+    except (TicketgateError, StoreUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    if not config.mailboxes:
+        print("error: no [[mailbox]] configured; nothing to run (see config.example.toml)",
+              file=sys.stderr)
+        return 1
+    results = asyncio.run(_serve(engine, config, args.once))
+    for name, result in results.items():
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "no mail"
+        print(f"{name}: {result.fetched} fetched ({counts})")
+    return 0
+
+
+async def _serve(engine: Engine, config: Config, once: bool) -> dict[str, Any]:
+    from gateway.service import run_service
+
+    return await run_service(engine, config, once=once)
+
+
+def _ingest(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    channel = args.channel or config.channels[0].name
+    if config.channel(channel) is None:
+        raise ConfigError(f"--channel {channel!r} is not a configured channel")
+    totals: Counter[str] = Counter()
+    missing = [p for p in args.paths if not p.exists()]
+    for path in missing:
+        print(f"{path}\terror\tno such file or folder", file=sys.stderr)
+    for item in read_mails([p for p in args.paths if p.exists()]):
+        raw = RawMail(item.data, "ingest", channel=channel, source="email")
+        result = process(engine, config, raw)
+        totals[result.outcome] += 1
+        print(f"{item.label}\t{result.outcome}\t{result.ticket_number or '-'}\t"
+              f"<{result.message_id}>" + (f"\t{result.detail}" if result.detail else ""))
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(totals.items())) or "no mail found"
+    print(f"ingested: {summary}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    with transaction(engine) as session:
+        if args.action == "list":
+            rows = ticket_rows(session)
+            if args.json:
+                print(json.dumps(rows, ensure_ascii=False, indent=2))
+            else:
+                for row in rows:
+                    print(f"{row['number']}\t{row['status']}\tP{row['priority']}\t"
+                          f"{row['channel']}\t{row['customer'] or '-'}\t{row['subject']}")
+            return 0
+        detail = ticket_detail(session, args.number)
+    if detail is None:
+        print(f"error: no ticket {args.number}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(detail, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{detail['number']}  {detail['subject']}\nstatus {detail['status']}, priority "
+          f"{detail['priority']}, channel {detail['channel']}, customer {detail['customer']}\n"
+          f"watchers: {', '.join(detail['watchers']) or '-'}")
+    for message in detail["messages"]:
+        print(f"\n--- {message['kind']} from {message['from']} <{message['message_id']}>")
+        print(message["text"].strip()[:2000])
+        for item in message["attachments"]:
+            print(f"[attachment] {item['filename']} ({item['content_type']}, {item['size']} B)")
+    return 0
+
+
+def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    if args.action == "list":
+        with transaction(engine) as session:
+            rows = quarantine_rows(session, include_resolved=args.all)
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+        else:
+            for row in rows:
+                print(f"{row['id']}\t{row['mailbox']}\t{row['size']} B\t{row['reason']}")
+        return 0
+    with transaction(engine) as session:
+        entry = session.get(QuarantinedMail, args.id)
+        if entry is None or entry.resolved_at is not None:
+            state = "no such entry" if entry is None else f"already resolved: {entry.resolution}"
+            print(f"error: quarantine {args.id}: {state}", file=sys.stderr)
+            return 1
+        channel = next((m.channel for m in config.mailboxes if m.name == entry.mailbox),
+                       config.channels[0].name)
+        raw = RawMail(entry.raw, f"retry:{entry.mailbox}", channel=channel)
+    result = process(engine, config, raw)
+    if result.outcome == "quarantined":
+        print(f"quarantine {args.id}: still failing: {result.detail}", file=sys.stderr)
+        return 1
+    with transaction(engine) as session:
+        entry = session.get(QuarantinedMail, args.id)
+        assert entry is not None
+        entry.resolved_at = utcnow()
+        entry.resolution = f"{result.outcome} {result.ticket_number or ''}".strip()
+    print(f"quarantine {args.id}: {result.outcome} {result.ticket_number or ''}".strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The inbound pipeline: parse → guard → thread → identify → store, one transaction per mail."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlmodel import Session, select
+
+from gateway.config import Config
+from gateway.followup import ThreadMatch, find_thread
+from gateway.guard import Verdict, inspect
+from gateway.numbers import counter_scope, format_number, ticket_subject
+from gateway.parse import ParsedMail, message_key, parse_mail
+from store.db import transaction
+from store.models import Attachment, LedgerEntry, Message, QuarantinedMail, Ticket, utcnow
+from store.queries import (
+    SessionThreadIndex,
+    add_watcher,
+    contact_for,
+    ledger_has,
+    next_counter,
+)
+
+log = logging.getLogger("gateway.inbound")
+
+WAITING_EXTERNAL = "waiting_external"
+REOPENABLE = frozenset({"resolved"})
+CLOSED = frozenset({"closed"})
+
+
+@dataclass(frozen=True)
+class RawMail:
+    """Mail bytes and where they came from."""
+
+    data: bytes
+    mailbox: str
+    uidvalidity: int | None = None
+    uid: int | None = None
+    channel: str = "support"
+    source: str = "email"
+
+
+@dataclass(frozen=True)
+class Disposition:
+    """What became of one mail: created, followup, rejected, duplicate or quarantined."""
+
+    outcome: str
+    message_id: str
+    ticket_number: str | None = None
+    detail: str = ""
+
+    @property
+    def settled(self) -> bool:
+        """The mail is safely recorded (stored, deduplicated or quarantined)."""
+        return self.outcome != "retry"
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached; the mail stays where it is and is tried again."""
+
+
+def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None = None) -> Disposition:
+    """Run one mail through the pipeline; only a database outage escapes as an exception."""
+    now = now or datetime.now(UTC)
+    fallback_id = f"{message_key(raw.data.hex()[:64])[:40]}@unparsed.ticketgate.invalid"
+    try:
+        if len(raw.data) > config.limits.max_message_bytes:
+            reason = (f"message too large: {len(raw.data)} bytes > limits.max_message_bytes "
+                      f"{config.limits.max_message_bytes}")
+            return quarantine(engine, raw, reason, fallback_id)
+        mail = parse_mail(raw.data)
+        fallback_id = mail.message_id
+        verdict = inspect(mail, config.own_addresses(), config.limits.max_message_bytes)
+        for _attempt in range(3):
+            try:
+                return _store(engine, config, raw, mail, verdict, now)
+            except IntegrityError:
+                # A concurrent process stored the same mail first: the next try sees it.
+                log.info("%s concurrent insert, re-checking", mail.message_id)
+        raise RuntimeError("unique constraint kept failing after 3 attempts")
+    except (OperationalError, InterfaceError) as exc:
+        raise StoreUnavailable(str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)) from exc
+    except Exception as exc:
+        log.exception("%s quarantined", fallback_id)
+        return quarantine(engine, raw, f"{type(exc).__name__}: {exc}", fallback_id)
+
+
+def quarantine(engine: Engine, raw: RawMail, reason: str, message_id: str) -> Disposition:
+    """Keep the raw bytes with the reason; the ledger records the mail as handled."""
+    key = message_key(message_id)
+    try:
+        with transaction(engine) as session:
+            if ledger_has(session, raw.mailbox, raw.uidvalidity, raw.uid):
+                return Disposition("duplicate", message_id, detail="already in ledger")
+            session.add(QuarantinedMail(mailbox=raw.mailbox, uidvalidity=raw.uidvalidity,
+                                        uid=raw.uid, message_key=key, reason=reason[:2000],
+                                        raw=raw.data))
+            session.add(LedgerEntry(mailbox=raw.mailbox, uidvalidity=raw.uidvalidity,
+                                    uid=raw.uid, message_key=key, outcome="quarantined",
+                                    detail=reason[:2000]))
+    except IntegrityError:
+        return Disposition("duplicate", message_id, detail="already in ledger")
+    except (OperationalError, InterfaceError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    log.warning("%s quarantined: %s", message_id, reason)
+    return Disposition("quarantined", message_id, detail=reason)
+
+
+def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdict: Verdict,
+           now: datetime) -> Disposition:
+    """The one transaction: dedupe, thread, identify, write ticket, message, watchers, ledger."""
+    key = mail.message_key
+    with transaction(engine) as session:
+        if ledger_has(session, raw.mailbox, raw.uidvalidity, raw.uid):
+            return Disposition("duplicate", mail.message_id, detail="already in ledger")
+        fingerprint = mail.content_hash()
+        existing = session.exec(select(Message).where(Message.message_key == key)).first()
+        if existing is not None and existing.content_hash != fingerprint:
+            # Same Message-ID, different mail (broken clients, test tools): keep both.
+            mail.defects.append("Message-ID reused by a different mail; stored separately")
+            key = message_key(f"{mail.message_id}\0{fingerprint}")
+            existing = session.exec(select(Message).where(Message.message_key == key)).first()
+        if existing is not None:
+            ticket = session.get(Ticket, existing.ticket_id)
+            number = ticket.number if ticket else None
+            _ledger(session, raw, key, "duplicate", number, "Message-ID already stored")
+            return Disposition("duplicate", mail.message_id, number, "Message-ID already stored")
+        agents = frozenset(a.address for a in config.agents)
+        match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets)
+        ticket, outcome, detail = _ticket_for(session, config, raw, mail, verdict, match, now)
+        assert ticket.id is not None
+        kind = "bounce" if "bounce" in verdict.classes else (
+            "auto-reply" if verdict.automatic else "customer")
+        message = Message(
+            ticket_id=ticket.id, direction="in", kind=kind, public=True,
+            message_id=mail.message_id, message_key=key, content_hash=fingerprint,
+            in_reply_to=" ".join(mail.in_reply_to) or None,
+            references=" ".join(mail.references) or None,
+            from_address=mail.from_.address if mail.from_ else "",
+            from_name=mail.from_.name if mail.from_ else "",
+            to=json.dumps([a.address for a in mail.to]),
+            cc=json.dumps([a.address for a in mail.cc]),
+            subject=mail.subject, text=mail.text, html=mail.html,
+            classification=verdict.label, defects="\n".join(mail.defects)[:10000],
+            mailbox=raw.mailbox,
+        )
+        session.add(message)
+        session.flush()
+        assert message.id is not None
+        for item in mail.attachments:
+            session.add(Attachment(message_id=message.id, filename=item.filename,
+                                   content_type=item.content_type[:255], size=item.size,
+                                   content_id=(item.content_id or None) and item.content_id[:255],
+                                   data=item.data))
+        if kind == "customer":
+            _add_watchers(session, config, ticket.id, mail)
+        _ledger(session, raw, key, outcome, ticket.number, detail)
+        log.info("%s %s %s (%s)", mail.message_id, outcome, ticket.number, match.via)
+        return Disposition(outcome, mail.message_id, ticket.number, detail)
+
+
+def _ticket_for(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
+                verdict: Verdict, match: ThreadMatch, now: datetime) -> tuple[Ticket, str, str]:
+    """The ticket this mail lands on, opened or moved on as its status demands."""
+    if match.ticket is not None:
+        ticket = session.get(Ticket, match.ticket.id)
+        assert ticket is not None
+        if verdict.automatic:
+            return ticket, "followup", f"automatic mail ({verdict.label}) via {match.via}"
+        if ticket.status in CLOSED:
+            channel = config.channel(ticket.channel)
+            policy = (channel.closed_followup if channel else None) or config.tickets.closed_followup
+            if policy == "new":
+                new = _open_ticket(session, config, raw, mail, now, linked=ticket.id)
+                return new, "created", f"follow-up to closed {ticket.number}: new ticket"
+            if policy == "reject":
+                return ticket, "rejected", f"follow-up to closed {ticket.number} rejected"
+            _set_status(ticket, "open", now)
+            return ticket, "followup", f"reopened closed ticket via {match.via}"
+        if ticket.status == WAITING_EXTERNAL or ticket.status in REOPENABLE:
+            _set_status(ticket, "open", now)
+        ticket.updated_at = utcnow()
+        return ticket, "followup", f"via {match.via}"
+    linked = match.linked.id if match.linked else None
+    ticket = _open_ticket(session, config, raw, mail, now, linked=linked)
+    detail = f"token of {match.linked.number} from a non-participant" if match.linked else ""
+    return ticket, "created", detail
+
+
+def _open_ticket(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
+                 now: datetime, linked: int | None) -> Ticket:
+    scope = counter_scope(config.tickets, now)
+    number = format_number(config.tickets, scope, next_counter(session, scope))
+    contact = contact_for(session, mail.from_) if mail.from_ else None
+    ticket = Ticket(
+        number=number,
+        subject=ticket_subject(config.tickets, mail.subject)[:1000],
+        status="new",
+        channel=raw.channel,
+        source=raw.source,
+        customer_id=contact.id if contact else None,
+        organisation_id=contact.organisation_id if contact else None,
+        linked_ticket_id=linked,
+    )
+    session.add(ticket)
+    session.flush()
+    assert ticket.id is not None
+    if contact is not None:
+        add_watcher(session, ticket.id, contact.address, "customer")
+    return ticket
+
+
+def _set_status(ticket: Ticket, status: str, now: datetime) -> None:
+    ticket.status = status
+    ticket.updated_at = now
+    if status == "open":
+        ticket.resolved_at = ticket.closed_at = None
+
+
+def _add_watchers(session: Session, config: Config, ticket_id: int, mail: ParsedMail) -> None:
+    """People copied on a customer mail become watchers; our own addresses never do."""
+    own = config.own_addresses()
+    if mail.from_ is not None:
+        contact_for(session, mail.from_)
+    for person in [*mail.to, *mail.cc]:
+        if person.address in own or person.domain in config.own_domains:
+            continue
+        try:
+            validate_email(person.address, check_deliverability=False)
+        except EmailNotValidError:
+            continue
+        contact_for(session, person)
+        add_watcher(session, ticket_id, person.address, "cc")
+
+
+def _ledger(session: Session, raw: RawMail, key: str, outcome: str, number: str | None,
+            detail: str) -> None:
+    session.add(LedgerEntry(mailbox=raw.mailbox, uidvalidity=raw.uidvalidity, uid=raw.uid,
+                            message_key=key, outcome=outcome, ticket_number=number,
+                            detail=detail[:2000]))

@@ -1,0 +1,147 @@
+"""The service: one task per mailbox, each polling through the pipeline; graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from gateway.config import Config, MailboxConfig
+from gateway.errors import SourceError, TemporarySourceError
+from gateway.pipeline import Disposition, RawMail, StoreUnavailable, process
+from gateway.sources.imap import ImapMailbox
+from store.db import transaction
+from store.queries import last_uid, processed_uids
+
+log = logging.getLogger("gateway.service")
+
+BACKOFF_START = 1.0
+BACKOFF_MAX = 60.0
+
+
+def next_backoff(current: float) -> float:
+    """Doubling backoff with a ceiling.
+
+    >>> [next_backoff(x) for x in (1.0, 32.0, 60.0)]
+    [2.0, 60.0, 60.0]
+    """
+    return min(current * 2, BACKOFF_MAX)
+
+
+@dataclass
+class PollResult:
+    """What one pass over a mailbox did."""
+
+    fetched: int = 0
+    settled_again: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+async def poll_once(box: ImapMailbox, engine: Engine, config: Config) -> PollResult:
+    """Process every mail waiting in the folder now; flag or move each only after it committed."""
+    cfg = box.config
+    result = PollResult()
+    move_mode = bool(cfg.processed_folder)
+    first: int | None = None
+    if not move_mode:
+        with transaction(engine) as session:
+            first = last_uid(session, cfg.name, box.uidvalidity) + 1
+    uids = await box.search(first)
+    for start in range(0, len(uids), cfg.batch_size):
+        batch = uids[start:start + cfg.batch_size]
+        with transaction(engine) as session:
+            done = processed_uids(session, cfg.name, box.uidvalidity, batch)
+        if done and move_mode:  # committed earlier, not yet moved (crash or lost connection)
+            await box.settle(sorted(done), cfg.processed_folder)
+            result.settled_again += len(done)
+        todo = [u for u in batch if u not in done]
+        if not todo:
+            continue
+        ok: list[int] = []
+        failed: list[int] = []
+        for uid, data in await box.fetch(todo):
+            raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, "email")
+            disposition: Disposition = await asyncio.to_thread(process, engine, config, raw)
+            result.fetched += 1
+            result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
+            (failed if disposition.outcome == "quarantined" else ok).append(uid)
+        await box.settle(ok, cfg.processed_folder)
+        await box.settle(failed, cfg.failed_folder or cfg.processed_folder)
+    return result
+
+
+class MailboxWorker:
+    """Keeps one mailbox connected and drained; reconnects with backoff on any fault."""
+
+    def __init__(self, cfg: MailboxConfig, engine: Engine, config: Config,
+                 stop: asyncio.Event) -> None:
+        self.cfg, self.engine, self.config, self.stop = cfg, engine, config, stop
+        self.outage: str | None = None
+
+    async def run(self, once: bool = False) -> PollResult:
+        """Drain the mailbox (once: then return); otherwise wait for mail and repeat."""
+        delay = BACKOFF_START
+        total = PollResult()
+        while not self.stop.is_set():
+            box = ImapMailbox(self.cfg)
+            try:
+                await box.connect()
+                self._recovered()
+                while not self.stop.is_set():
+                    result = await poll_once(box, self.engine, self.config)
+                    _add(total, result)
+                    delay = BACKOFF_START
+                    if once:
+                        return total
+                    await box.wait_for_mail(self.cfg.poll_seconds)
+            except (TemporarySourceError, StoreUnavailable, OSError) as exc:
+                self._outage(str(exc))
+            except SourceError as exc:
+                self._outage(str(exc))
+                if once:
+                    raise
+            finally:
+                await box.close()
+            if once and delay > 8:
+                raise TemporarySourceError(f"{self.cfg.name}: gave up: {self.outage}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), delay)
+            delay = next_backoff(delay)
+        return total
+
+    def _outage(self, reason: str) -> None:
+        if self.outage is None:
+            log.warning("%s unavailable, retrying with backoff: %s", self.cfg.name, reason)
+        self.outage = reason
+
+    def _recovered(self) -> None:
+        if self.outage is not None:
+            log.warning("%s recovered after: %s", self.cfg.name, self.outage)
+        self.outage = None
+
+
+def _add(total: PollResult, result: PollResult) -> None:
+    total.fetched += result.fetched
+    total.settled_again += result.settled_again
+    for key, value in result.outcomes.items():
+        total.outcomes[key] = total.outcomes.get(key, 0) + value
+
+
+async def run_service(engine: Engine, config: Config, once: bool = False) -> dict[str, PollResult]:
+    """Run every mailbox until SIGTERM/SIGINT (or one pass with once)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    workers = [MailboxWorker(m, engine, config, stop) for m in config.mailboxes]
+    log.info("ticketgate running: %d mailbox(es)%s", len(workers), " (once)" if once else "")
+    try:
+        results = await asyncio.gather(*(w.run(once) for w in workers))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return {w.cfg.name: r for w, r in zip(workers, results, strict=True)}

@@ -1,0 +1,96 @@
+"""Read models for the CLI: tickets and quarantine as plain dicts (stable JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from store.models import Attachment, Contact, Message, QuarantinedMail, Ticket, Watcher
+
+
+def ticket_rows(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
+    """Tickets, newest first, with the customer address."""
+    rows = session.exec(
+        select(Ticket, Contact.address)
+        .join(Contact, col(Contact.id) == col(Ticket.customer_id), isouter=True)
+        .order_by(col(Ticket.id).desc())
+        .limit(limit)
+    ).all()
+    return [_ticket_head(ticket, address) for ticket, address in rows]
+
+
+def _ticket_head(ticket: Ticket, customer: str | None) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "channel": ticket.channel,
+        "activity_type": ticket.activity_type,
+        "source": ticket.source,
+        "customer": customer,
+        "created_at": ticket.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
+    """One ticket with watchers and messages (internal notes included: this is the agent view)."""
+    ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+    if ticket is None:
+        return None
+    customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
+    result = _ticket_head(ticket, customer.address if customer else None)
+    if ticket.linked_ticket_id:
+        linked = session.get(Ticket, ticket.linked_ticket_id)
+        result["linked_ticket"] = linked.number if linked else None
+    result["watchers"] = list(session.exec(
+        select(Watcher.address).where(Watcher.ticket_id == ticket.id).order_by(col(Watcher.id))
+    ).all())
+    messages = session.exec(
+        select(Message).where(Message.ticket_id == ticket.id).order_by(col(Message.id))
+    ).all()
+    result["messages"] = [_message(session, m) for m in messages]
+    return result
+
+
+def _message(session: Session, message: Message) -> dict[str, Any]:
+    attachments = session.exec(
+        select(Attachment.filename, Attachment.content_type, Attachment.size)
+        .where(Attachment.message_id == message.id).order_by(col(Attachment.id))
+    ).all()
+    return {
+        "kind": message.kind,
+        "public": message.public,
+        "from": message.from_address,
+        "to": json.loads(message.to),
+        "cc": json.loads(message.cc),
+        "subject": message.subject,
+        "message_id": message.message_id,
+        "classification": message.classification,
+        "text": message.text,
+        "html": message.html,
+        "attachments": [
+            {"filename": f, "content_type": c, "size": s} for f, c, s in attachments
+        ],
+    }
+
+
+def quarantine_rows(session: Session, include_resolved: bool = False) -> list[dict[str, Any]]:
+    """Quarantined mails with their reasons, oldest first."""
+    query = select(QuarantinedMail).order_by(col(QuarantinedMail.id))
+    if not include_resolved:
+        query = query.where(col(QuarantinedMail.resolved_at).is_(None))
+    return [
+        {
+            "id": q.id,
+            "mailbox": q.mailbox,
+            "uid": q.uid,
+            "reason": q.reason,
+            "size": len(q.raw),
+            "created_at": q.created_at.isoformat(timespec="seconds"),
+            "resolution": q.resolution,
+        }
+        for q in session.exec(query).all()
+    ]

@@ -1,0 +1,1 @@
+"""Real servers (Dovecot IMAP, PostgreSQL) for tests and the demo."""
