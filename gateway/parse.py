@@ -14,13 +14,14 @@ import mailparser
 
 from gateway.attachments import ParsedAttachment, attachment_from_part, extract_uuencoded
 from gateway.charsets import decode_bytes, decode_header_text
-from gateway.html import html_to_text, sanitize_html
+from gateway.htmltext import html_to_text, sanitize_html
 
 # mail-parser logs ordinary multipart mail at warning level; its defects reach us as data.
 logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _FOLD = re.compile(r"\r?\n")
+_BARE_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,200})[ \t]*\r?$", re.MULTILINE)
 
 
@@ -95,7 +96,8 @@ def message_key(message_id: str) -> str:
 
 def parse_mail(raw: bytes) -> ParsedMail:
     """Parse raw bytes; damage becomes defects, not exceptions."""
-    defects: list[str] = []
+    raw_in = raw
+    raw, defects = repair_header_block(raw)
     try:
         parser = mailparser.MailParser.from_bytes(raw)
         msg: Message = parser.message
@@ -105,7 +107,35 @@ def parse_mail(raw: bytes) -> ParsedMail:
     except Exception as exc:  # mail-parser gave up: the stdlib still reads what it can
         defects.append(f"mail-parser failed: {type(exc).__name__}: {exc}")
         msg = email.message_from_bytes(raw)
-    return _from_message(msg, raw, defects)
+    return _from_message(msg, raw_in, defects)
+
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
+    """Drop a stray colon-less line inside the header block, so the headers after it survive.
+
+    >>> repair_header_block(b"From: a@b.c\\nthis is junk\\nSubject: hi\\n\\nbody")
+    (b'From: a@b.c\\nSubject: hi\\n\\nbody', ["dropped malformed header line: 'this is junk'"])
+    """
+    end = _BLANK_LINE.search(raw)
+    if end is None:
+        return raw, []
+    lines = raw[: end.start()].split(b"\n")
+    bad = [i for i, line in enumerate(lines)
+           if line.strip() and not line[:1].isspace() and not _HEADER_LINE.match(line)]
+    if not bad or not _HEADER_LINE.match(lines[0]):
+        return raw, []
+    # Only when everything after the first bad line is headers is it a header block at all.
+    rest = [line for i, line in enumerate(lines[bad[0]:], bad[0]) if i not in bad]
+    if not rest or not all(_HEADER_LINE.match(x) or x[:1].isspace() for x in rest):
+        return raw, []
+    notes = [f"dropped malformed header line: {lines[i].strip().decode('ascii', 'replace')!r}"
+             for i in bad]
+    kept = b"\n".join(line for i, line in enumerate(lines) if i not in bad)
+    return kept + raw[end.start():], notes
 
 
 def _from_message(msg: Message, raw: bytes, defects: list[str]) -> ParsedMail:
@@ -243,9 +273,15 @@ def _addresses(raw_headers: dict[str, list[str]], name: str) -> list[Address]:
         pairs = []
     for display, address in pairs:
         addr = decode_header_text(address).strip().lower()
-        if "@" not in addr or " " in addr:
+        if "@" not in addr or " " in addr or '"' in addr:
             continue
         result.append(Address(addr, decode_header_text(display)))
+    if not result and values:  # "Hans Meier hans@example.net": pick out the address
+        text = decode_header_text(values[0])
+        found = _BARE_ADDRESS.search(text)
+        if found:
+            name = (text[: found.start()] + text[found.end():]).strip(" \t<>\"'()")
+            result.append(Address(found.group(0).lower(), name))
     return result
 
 

@@ -548,6 +548,13 @@ service imap-login {{
         match = re.search(rb"MESSAGES (\d+)", data[0])
         return int(match.group(1)) if match else 0
 
+    def delete_folder(self, folder: str, user: str = "support") -> None:
+        """Delete a folder with its mails (a later append recreates it with a new UIDVALIDITY)."""
+        with self._imap(user) as conn:
+            typ, data = conn.delete(_quote(folder))
+        if typ != "OK":
+            raise RuntimeError(f"DELETE {folder!r} failed: {data!r}")
+
     def folders(self, user: str = "support") -> list[str]:
         """Return the names of all folders of a user."""
         names: list[str] = []

@@ -1,0 +1,119 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), a private Dovecot, configs, mails."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from gateway.config import Config, parse_config
+from store.db import make_engine, migrate
+from tests.servers import postgres
+from tests.servers.dovecot import Dovecot, ensure_installed
+
+_PG_REASON: list[str | None] = []
+
+
+def _pg_reason() -> str | None:
+    if not _PG_REASON:
+        _PG_REASON.append(postgres.ensure_running())
+    return _PG_REASON[0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each backend (PostgreSQL skipped, with the reason, if absent)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ticketgate.db'}"
+        return
+    reason = _pg_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+    url = postgres.create_database()
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file."""
+    return f"sqlite:///{tmp_path / 'ticketgate.db'}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated engine on each backend."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def make_config(db_url: str = "sqlite:///:memory:", **sections: Any) -> Config:
+    """A Config from TOML-shaped data, with one channel and one agent by default."""
+    raw: dict[str, Any] = {
+        "database": {"url": db_url},
+        "channel": [{"name": "support", "address": "support@example.com"}],
+        "agent": [{"address": "alice@example.com", "name": "alice", "display_name": "Alice"}],
+        "own_domains": ["example.com"],
+    }
+    raw.update(sections)
+    return parse_config(raw, "<test>")
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """One private Dovecot for the session; tests use their own folders."""
+    ensure_installed()
+    server = Dovecot.start(tmp_path_factory.mktemp("dovecot"))
+    yield server
+    server.kill()
+
+
+_FOLDERS = itertools.count(1)
+
+
+@pytest.fixture
+def folder() -> str:
+    """A folder name no other test uses."""
+    return f"t{next(_FOLDERS)}"
+
+
+def mailbox_table(server: Dovecot, folder: str, **extra: Any) -> dict[str, Any]:
+    """A [[mailbox]] entry for a test folder on the private Dovecot."""
+    table: dict[str, Any] = {
+        "name": f"box-{folder}",
+        "host": server.host,
+        "port": server.port,
+        "security": "none",
+        "username": "support",
+        "password": server.password,
+        "folder": folder,
+        "processed_folder": f"{folder}/done",
+        "failed_folder": f"{folder}/failed",
+        "poll_seconds": 0.5,
+        "timeout_seconds": 10,
+    }
+    table.update(extra)
+    return {k: v for k, v in table.items() if v is not None}  # None: leave the key out
+
+
+def mail(n: int | str, subject: str | None = None, sender: str = "customer@example.org",
+         headers: str = "", body: str | None = None) -> bytes:
+    """A small customer mail with a predictable Message-ID <m-N@example.org>."""
+    return (
+        f"From: Customer <{sender}>\r\n"
+        f"To: support@example.com\r\n"
+        f"Subject: {subject if subject is not None else f'Question {n}'}\r\n"
+        f"Message-ID: <m-{n}@example.org>\r\n"
+        f"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
+        f"{headers}"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{body if body is not None else f'Body of mail {n}'}\r\n"
+    ).encode()

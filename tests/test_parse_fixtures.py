@@ -1,0 +1,64 @@
+"""Every mail fixture parses to what its .expected.json says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.guard import inspect
+from gateway.parse import parse_mail
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASES = sorted(p.stem for p in FIXTURES.glob("*.eml"))
+
+
+def test_every_fixture_has_expectations() -> None:
+    assert len(CASES) >= 20
+    for name in CASES:
+        assert (FIXTURES / f"{name}.expected.json").exists(), name
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fixture(name: str) -> None:
+    expected: dict[str, Any] = json.loads((FIXTURES / f"{name}.expected.json").read_text("utf-8"))
+    mail = parse_mail((FIXTURES / f"{name}.eml").read_bytes())
+    verdict = inspect(mail, frozenset({"support@example.com"}), 10_000_000)
+    if "subject" in expected:
+        assert mail.subject == expected["subject"]
+    if "from" in expected:
+        assert mail.from_ is not None and mail.from_.address == expected["from"]
+    if "from_name" in expected:
+        assert mail.from_ is not None and mail.from_.name == expected["from_name"]
+    for key in ("to", "cc"):
+        if key in expected:
+            assert [a.address for a in getattr(mail, key)] == expected[key]
+    if "message_id" in expected:
+        if expected["message_id"] is None:
+            assert mail.message_id_synthetic
+        else:
+            assert mail.message_id == expected["message_id"]
+    for needle in expected.get("text_contains", []):
+        assert needle in mail.text, f"{needle!r} missing from text {mail.text[:300]!r}"
+    for needle in expected.get("text_not_contains", []):
+        assert needle not in mail.text
+    for needle in expected.get("html_contains", []):
+        assert needle in mail.html
+    for needle in expected.get("html_not_contains", []):
+        assert needle.lower() not in mail.html.lower()
+    if "has_html" in expected:
+        assert bool(mail.html) == expected["has_html"]
+    if "attachments" in expected:
+        got = [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
+               for a in mail.attachments]
+        assert len(got) == len(expected["attachments"]), got
+        for want, have in zip(expected["attachments"], got, strict=True):
+            for key, value in want.items():
+                assert have[key] == value, (key, have)
+    if "auto_submitted" in expected:
+        assert verdict.automatic == expected["auto_submitted"], verdict.classes
+    if "is_bounce" in expected:
+        assert ("bounce" in verdict.classes) == expected["is_bounce"]
+    assert "\ufffd" not in mail.text, "replacement characters: charset repair failed"
