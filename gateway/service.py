@@ -15,6 +15,7 @@ from gateway.errors import SourceError, TemporarySourceError
 from gateway.pipeline import Disposition, RawMail, StoreUnavailable, process
 from gateway.sources.imap import ImapMailbox
 from store.db import transaction
+from store.lease import Lease
 from store.queries import last_uid, processed_uids
 
 log = logging.getLogger("gateway.service")
@@ -84,20 +85,35 @@ class MailboxWorker:
 
     async def run(self, once: bool = False) -> PollResult:
         """Drain the mailbox (once: then return); otherwise wait for mail and repeat."""
+        lease = Lease(self.engine, self.cfg.name, stale_after=max(120.0, 3 * self.cfg.poll_seconds))
+        try:
+            return await self._run(lease, once)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(lease.release)
+
+    async def _run(self, lease: Lease, once: bool) -> PollResult:
         delay = BACKOFF_START
         total = PollResult()
         while not self.stop.is_set():
             box = ImapMailbox(self.cfg)
             try:
+                if not await asyncio.to_thread(lease.hold):
+                    log.info("%s is held by another process", self.cfg.name)
+                    if once:
+                        return total
+                    await self._pause(self.cfg.poll_seconds)
+                    continue
                 await box.connect()
                 self._recovered()
-                while not self.stop.is_set():
+                while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
                     result = await poll_once(box, self.engine, self.config)
                     _add(total, result)
                     delay = BACKOFF_START
                     if once:
                         return total
                     await box.wait_for_mail(self.cfg.poll_seconds)
+                continue
             except (TemporarySourceError, StoreUnavailable, OSError) as exc:
                 self._outage(str(exc))
             except SourceError as exc:
@@ -108,10 +124,14 @@ class MailboxWorker:
                 await box.close()
             if once and delay > 8:
                 raise TemporarySourceError(f"{self.cfg.name}: gave up: {self.outage}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), delay)
+            await self._pause(delay)
             delay = next_backoff(delay)
         return total
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on shutdown."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
 
     def _outage(self, reason: str) -> None:
         if self.outage is None:

@@ -150,3 +150,15 @@ class Counter(SQLModel, table=True):
 
     scope: str = Field(primary_key=True, max_length=40)
     value: int = 0
+
+
+class MailboxLease(SQLModel, table=True):
+    """Which process holds a mailbox (SQLite; PostgreSQL uses an advisory lock instead)."""
+
+    __tablename__ = "mailbox_lease"
+
+    mailbox: str = Field(primary_key=True, max_length=200)
+    holder: str = Field(max_length=200)
+    host: str = Field(max_length=200)
+    pid: int
+    renewed_at: datetime = _stamp()

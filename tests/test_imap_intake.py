@@ -14,7 +14,7 @@ from gateway.config import Config
 from gateway.service import run_service
 from store.db import transaction
 from store.models import LedgerEntry, Message, QuarantinedMail, Ticket
-from tests.conftest import make_config, mail, mailbox_table
+from tests.conftest import mail, mailbox_table, make_config
 from tests.servers.dovecot import Dovecot
 
 

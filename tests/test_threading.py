@@ -11,7 +11,7 @@ from sqlmodel import select
 from gateway.pipeline import RawMail, process
 from store.db import transaction
 from store.models import Ticket
-from tests.conftest import make_config, mail
+from tests.conftest import mail, make_config
 
 CUSTOMER = "customer@acme.example"
 COLLEAGUE = "colleague@acme.example"
