@@ -170,8 +170,12 @@ def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int
         channel = next((m.channel for m in config.mailboxes if m.name == entry.mailbox),
                        config.channels[0].name)
         raw = RawMail(entry.raw, f"retry:{entry.mailbox}", channel=channel)
-    result = process(engine, config, raw)
+    result = process(engine, config, raw, keep_failures=False)
     if result.outcome == "quarantined":
+        with transaction(engine) as session:
+            entry = session.get(QuarantinedMail, args.id)
+            assert entry is not None
+            entry.reason = result.detail[:2000]
         print(f"quarantine {args.id}: still failing: {result.detail}", file=sys.stderr)
         return 1
     with transaction(engine) as session:

@@ -65,15 +65,19 @@ class StoreUnavailable(Exception):
     """The database could not be reached; the mail stays where it is and is tried again."""
 
 
-def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None = None) -> Disposition:
-    """Run one mail through the pipeline; only a database outage escapes as an exception."""
+def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None = None,
+            *, keep_failures: bool = True) -> Disposition:
+    """Run one mail through the pipeline; only a database outage escapes as an exception.
+
+    keep_failures=False (a quarantine retry) reports a failure without quarantining again.
+    """
     now = now or datetime.now(UTC)
     fallback_id = f"{message_key(raw.data.hex()[:64])[:40]}@unparsed.ticketgate.invalid"
     try:
         if len(raw.data) > config.limits.max_message_bytes:
             reason = (f"message too large: {len(raw.data)} bytes > limits.max_message_bytes "
                       f"{config.limits.max_message_bytes}")
-            return quarantine(engine, raw, reason, fallback_id)
+            return _failed(engine, raw, reason, fallback_id, keep_failures)
         mail = parse_mail(raw.data)
         fallback_id = mail.message_id
         verdict = inspect(mail, config.own_addresses(), config.limits.max_message_bytes)
@@ -87,8 +91,14 @@ def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None =
     except (OperationalError, InterfaceError) as exc:
         raise StoreUnavailable(str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)) from exc
     except Exception as exc:
-        log.exception("%s quarantined", fallback_id)
-        return quarantine(engine, raw, f"{type(exc).__name__}: {exc}", fallback_id)
+        log.exception("%s failed", fallback_id)
+        return _failed(engine, raw, f"{type(exc).__name__}: {exc}", fallback_id, keep_failures)
+
+
+def _failed(engine: Engine, raw: RawMail, reason: str, message_id: str, keep: bool) -> Disposition:
+    if keep:
+        return quarantine(engine, raw, reason, message_id)
+    return Disposition("quarantined", message_id, detail=reason)
 
 
 def quarantine(engine: Engine, raw: RawMail, reason: str, message_id: str) -> Disposition:

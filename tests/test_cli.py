@@ -1,0 +1,114 @@
+"""The command line as scripts use it: check, ingest, tickets, quarantine; the corpus run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/t.db"\n'
+        '[[channel]]\nname = "support"\naddress = "support@example.com"\n' + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_accepts_the_example_config(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKETGATE_IMAP_PASSWORD", "s3cret-value")
+    code, out, _ = _run(capsys, "--config", str(ROOT / "config.example.toml"), "check")
+    assert code == 0 and "OK" in out
+
+
+def test_check_names_file_and_key_and_hides_passwords(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _config(tmp_path, '[[mailbox]]\nname = "m"\nhost = "h"\nusername = "u"\n'
+                            'password = "hunter2"\nsecurity = "starttls"\n')
+    code, out, err = _run(capsys, "--config", str(bad), "check")
+    assert code == 1
+    assert f"{bad}: mailbox[0].security must be one of tls, none, got 'starttls'" in err
+    assert "hunter2" not in out + err
+
+
+def test_ingest_then_show_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(_config(tmp_path))
+    code, out, _ = _run(capsys, "--config", cfg, "ingest", str(FIXTURES / "outlook-related-inline-image.eml"))
+    assert code == 0
+    label, outcome, number, message_id = out.strip().split("\t")[:4]
+    assert outcome == "created" and number.startswith("T")
+    code, out, _ = _run(capsys, "--config", cfg, "tickets", "show", number, "--json")
+    ticket = json.loads(out)
+    assert set(ticket) >= {"number", "subject", "status", "priority", "channel", "activity_type",
+                           "source", "customer", "watchers", "messages"}
+    assert ticket["source"] == "email" and ticket["status"] == "new"
+    message = ticket["messages"][0]
+    assert set(message) >= {"kind", "public", "from", "to", "cc", "subject", "message_id", "text",
+                            "html", "attachments"}
+    assert f"<{message['message_id']}>" == message_id
+    assert message["attachments"][0]["content_type"] == "image/png"
+    code, out, _ = _run(capsys, "--config", cfg, "tickets", "list", "--json")
+    assert [t["number"] for t in json.loads(out)] == [number]
+
+
+def test_quarantine_list_and_retry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = str(_config(tmp_path, "[limits]\nmax_message_bytes = 200\n"))
+    code, out, _ = _run(capsys, "--config", small, "ingest", str(FIXTURES / "baseline-german-qp.eml"))
+    assert "\tquarantined\t" in out
+    code, out, _ = _run(capsys, "--config", small, "quarantine", "list", "--json")
+    (entry,) = json.loads(out)
+    assert "too large" in entry["reason"]
+    code, _, err = _run(capsys, "--config", small, "quarantine", "retry", str(entry["id"]))
+    assert code == 1 and "still failing" in err
+    roomy = str(_config(tmp_path))
+    code, out, _ = _run(capsys, "--config", roomy, "quarantine", "retry", str(entry["id"]))
+    assert code == 0 and "created" in out
+    code, out, _ = _run(capsys, "--config", roomy, "quarantine", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_show_unknown_ticket_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "--config", str(_config(tmp_path)), "tickets", "show", "T1")
+    assert code == 1 and "no ticket T1" in err
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+def test_every_corpus_mail_is_stored_or_quarantined(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(_config(tmp_path))
+    code, out, err = _run(capsys, "--config", cfg, "ingest", str(CORPUS))
+    assert code == 0, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    files = [p for p in CORPUS.rglob("*") if p.is_file() and p.name != "README.md"]
+    assert len(lines) >= len(files)  # an mbox may hold more than one mail
+    for row in lines:
+        assert row[1] in ("created", "followup", "duplicate", "quarantined"), row
+        if row[1] == "quarantined":
+            assert len(row) > 4 and row[4], row  # with a reason
+        else:
+            assert row[2].startswith("T"), row  # stored on (or already in) a ticket
+    stored = {row[3] for row in lines if row[1] != "quarantined"}
+    code, out, _ = _run(capsys, "--config", cfg, "tickets", "list", "--json")
+    numbers = [t["number"] for t in json.loads(out)]
+    messages = 0
+    for number in numbers:
+        _, shown, _ = _run(capsys, "--config", cfg, "tickets", "show", number, "--json")
+        messages += len(json.loads(shown)["messages"])
+    created = sum(1 for row in lines if row[1] in ("created", "followup"))
+    assert messages == created and stored
