@@ -51,7 +51,7 @@ def test_ingest_then_show_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cfg = str(_config(tmp_path))
     code, out, _ = _run(capsys, "--config", cfg, "ingest", str(FIXTURES / "outlook-related-inline-image.eml"))
     assert code == 0
-    label, outcome, number, message_id = out.strip().split("\t")[:4]
+    _label, outcome, number, message_id = out.strip().split("\t")[:4]
     assert outcome == "created" and number.startswith("T")
     code, out, _ = _run(capsys, "--config", cfg, "tickets", "show", number, "--json")
     ticket = json.loads(out)

@@ -1,0 +1,97 @@
+"""Demo of the main job: a real local IMAP mailbox turns into tickets, replies thread in."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers.dovecot import Dovecot, ensure_installed  # noqa: E402
+
+VAR = ROOT / "var" / "demo"
+
+
+def customer_mail(n: str, sender: str, subject: str, body: str, extra: str = "") -> bytes:
+    """A plain customer mail as a mail client would send it."""
+    return (
+        f"From: {sender}\r\nTo: Support <support@example.com>\r\nSubject: {subject}\r\n"
+        f"Message-ID: <demo-{n}@customer.example>\r\nDate: Mon, 23 Nov 2026 09:0{len(n)}:00 +0100\r\n"
+        f"{extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+FIRST_ROUND = [
+    customer_mail("1", "Erika Muster <erika@muster-gmbh.example>", "Drucker im 2. OG druckt nicht",
+                  "Hallo,\r\nder Drucker im zweiten Stock zeigt „Papierstau“, ist aber leer.\r\n"
+                  "Grüße, Erika", "Cc: Jörg Muster <joerg@muster-gmbh.example>\r\n"),
+    customer_mail("2", "John Smith <john@smith-ltd.example>", "VPN drops every 10 minutes",
+                  "Hi, since Monday my VPN connection drops every ten minutes. Thanks, John"),
+    customer_mail("3", "Ana <ana@freemail.example>", "Passwort vergessen",
+                  "Ich komme nicht mehr in mein Konto."),
+]
+
+
+def ticketgate(config: Path, *args: str) -> str:
+    """Run the real CLI and return what it printed."""
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "ticketgate"), "--config", str(config),
+                             *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"ticketgate {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def main() -> None:
+    """Start Dovecot, deliver sample mail, run ticketgate twice, print the tickets."""
+    ensure_installed()
+    shutil.rmtree(VAR, ignore_errors=True)
+    VAR.mkdir(parents=True)
+    server = Dovecot.start(VAR / "dovecot")
+    try:
+        config = VAR / "config.toml"
+        config.write_text(
+            f'[database]\nurl = "sqlite:///{VAR}/ticketgate.db"\n\n'
+            '[tickets]\ntimezone = "Europe/Berlin"\n\n'
+            '[[channel]]\nname = "support"\naddress = "support@example.com"\n\n'
+            '[[agent]]\naddress = "alice@example.com"\nname = "alice"\ndisplay_name = "Alice"\n\n'
+            f'[[mailbox]]\nname = "demo"\nhost = "{server.host}"\nport = {server.port}\n'
+            f'security = "none"\nusername = "support"\npassword = "{server.password}"\n'
+            'processed_folder = "Processed"\nfailed_folder = "Failed"\n',
+            encoding="utf-8",
+        )
+        print(f"== a private Dovecot on {server.host}:{server.port}; "
+              f"{len(FIRST_ROUND)} customer mails arrive")
+        server.seed(FIRST_ROUND)
+        print(ticketgate(config, "run", "--once"), end="")
+        printer = next(line.split("\t")[0] for line in ticketgate(config, "tickets", "list").splitlines()
+                       if "Drucker" in line)
+        print(f"== replies arrive: by subject token, by In-Reply-To, an out-of-office, a stranger "
+              f"quoting {printer}")
+        server.seed([
+            customer_mail("4", "Erika Muster <erika@muster-gmbh.example>", f"AW: [#{printer}] Drucker",
+                          "Nachtrag: Fehlercode E-042."),
+            customer_mail("5", "John Smith <john@smith-ltd.example>", "Re: VPN",
+                          "It happened again at 10:40.", "In-Reply-To: <demo-2@customer.example>\r\n"),
+            customer_mail("6", "Erika Muster <erika@muster-gmbh.example>", f"Abwesend: [#{printer}]",
+                          "Ich bin bis Freitag nicht im Büro.", "Auto-Submitted: auto-replied\r\n"),
+            customer_mail("7", "Mallory <mallory@elsewhere.example>", f"Re: [#{printer}] Drucker",
+                          "I am not part of this ticket."),
+        ])
+        print(ticketgate(config, "run", "--once"), end="")
+        print("== run again: nothing is fetched twice")
+        print(ticketgate(config, "run", "--once"), end="")
+        print("== ticketgate tickets list")
+        print(ticketgate(config, "tickets", "list"), end="")
+        print(f"== ticketgate tickets show {printer}")
+        print(ticketgate(config, "tickets", "show", printer))
+        print(f"(config: {config}; try: .venv/bin/ticketgate --config {config} tickets show NUMBER --json)")
+    finally:
+        server.kill()
+
+
+if __name__ == "__main__":
+    main()
