@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, TicketgateError
@@ -70,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{config.path or '<defaults>'}: OK ({len(config.mailboxes)} mailbox(es), "
                   f"{len(config.channels)} channel(s), {len(config.agents)} agent(s))")
             return 0
-        engine = make_engine(config.database_url)
-        migrate(engine)
+        engine = _open_store(config)
         handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
                    "quarantine": _quarantine}[args.command]
         return handler(args, config, engine)
@@ -83,6 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _open_store(config: Config) -> Engine:
+    """The migrated database, or a ConfigError / StoreUnavailable that names the problem."""
+    source = config.path or "<defaults>"
+    try:
+        engine = make_engine(config.database_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(f"{source}: database.url is not a usable database URL: {exc}") from None
+    try:
+        migrate(engine)
+    except (OperationalError, InterfaceError) as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        raise StoreUnavailable(f"database {url} unreachable: {exc.orig}") from None
+    return engine
 
 
 def _run(args: argparse.Namespace, config: Config, engine: Engine) -> int:
@@ -111,7 +126,12 @@ def _ingest(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     missing = [p for p in args.paths if not p.exists()]
     for path in missing:
         print(f"{path}\terror\tno such file or folder", file=sys.stderr)
+    failed = len(missing)
     for item in read_mails([p for p in args.paths if p.exists()]):
+        if item.error is not None:
+            print(f"{item.label}\terror\t{item.error}", file=sys.stderr)
+            failed += 1
+            continue
         raw = RawMail(item.data, "ingest", channel=channel, source="email")
         result = process(engine, config, raw)
         totals[result.outcome] += 1
@@ -119,7 +139,7 @@ def _ingest(args: argparse.Namespace, config: Config, engine: Engine) -> int:
               f"<{result.message_id}>" + (f"\t{result.detail}" if result.detail else ""))
     summary = ", ".join(f"{v} {k}" for k, v in sorted(totals.items())) or "no mail found"
     print(f"ingested: {summary}", file=sys.stderr)
-    return 1 if missing else 0
+    return 1 if failed else 0
 
 
 def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:

@@ -222,6 +222,8 @@ def load_config(path: Path | None = None) -> Config:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return parse_config(raw, source, path)
 
 

@@ -14,6 +14,7 @@ class FileMail:
 
     label: str
     data: bytes
+    error: str | None = None  # the file could not be read: data is empty
 
 
 def read_mails(paths: list[Path]) -> Iterator[FileMail]:
@@ -26,9 +27,17 @@ def read_mails(paths: list[Path]) -> Iterator[FileMail]:
                 for child in sorted(p for p in path.rglob("*") if p.is_file()):
                     if child.name.lower() in ("readme.md", ".gitkeep") or child.suffix == ".json":
                         continue
-                    yield from _file(child)
+                    yield from _readable(child)
         else:
-            yield from _file(path)
+            yield from _readable(path)
+
+
+def _readable(path: Path) -> Iterator[FileMail]:
+    """The mails of one file, or one error entry naming why it could not be read."""
+    try:
+        yield from _file(path)
+    except (OSError, mailbox.Error) as exc:
+        yield FileMail(str(path), b"", error=getattr(exc, "strerror", None) or str(exc))
 
 
 def _is_maildir(path: Path) -> bool:
