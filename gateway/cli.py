@@ -17,7 +17,10 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, Ope
 
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, TicketgateError
+from gateway.explain import explain, render_text
 from gateway.pipeline import RawMail, StoreUnavailable, process
+from gateway.ruleload import RuleBook, load_rules, vocabulary
+from gateway.rules import Rule
 from gateway.sources.files import read_mails
 from store.db import make_engine, migrate, transaction
 from store.models import QuarantinedMail, utcnow
@@ -52,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     qlist.add_argument("--all", action="store_true", help="include resolved entries")
     qretry = qsub.add_parser("retry")
     qretry.add_argument("id", type=int)
+    rules = sub.add_parser("rules", help="explain the routing rules")
+    rsub = rules.add_subparsers(dest="action", required=True)
+    rexplain = rsub.add_parser("explain", help="dry run: which rules would fire on a mail")
+    rexplain.add_argument("mail", type=Path)
+    rexplain.add_argument("--source", default="email", choices=("email", "portal", "api", "phone"))
+    rexplain.add_argument("--channel", default=None)
+    rexplain.add_argument("--json", action="store_true")
     return parser
 
 
@@ -68,12 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.command == "check":
-            print(f"{config.path or '<defaults>'}: OK ({len(config.mailboxes)} mailbox(es), "
-                  f"{len(config.channels)} channel(s), {len(config.agents)} agent(s))")
-            return 0
+            return _check(config)
         engine = _open_store(config)
         handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
-                   "quarantine": _quarantine}[args.command]
+                   "quarantine": _quarantine, "rules": _rules}[args.command]
         return handler(args, config, engine)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
@@ -83,6 +91,41 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _check(config: Config) -> int:
+    """Validate config, then every rule file; print every problem with file, line and key."""
+    count = 0
+    if config.rules_folder is not None:
+        rules, errors = load_rules(config.rules_folder, vocabulary(config))
+        for error in errors:
+            print(f"rule error: {error}", file=sys.stderr)
+        if errors:
+            return 1
+        count = len(rules)
+    print(f"{config.path or '<defaults>'}: OK ({len(config.mailboxes)} mailbox(es), "
+          f"{len(config.channels)} channel(s), {len(config.agents)} agent(s), {count} rule(s))")
+    return 0
+
+
+def _rules_in_force(config: Config) -> list[Rule]:
+    """The valid rules now; invalid files are reported on stderr and skipped."""
+    book = RuleBook(config.rules_folder, vocabulary(config))
+    return book.current()
+
+
+def _rules(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    try:
+        raw = args.mail.read_bytes()
+    except OSError as exc:
+        print(f"error: {args.mail}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    channel = args.channel or config.channels[0].name
+    if config.channel(channel) is None:
+        raise ConfigError(f"--channel {channel!r} is not a configured channel")
+    report = explain(engine, config, _rules_in_force(config), raw, args.source, channel)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else render_text(report))
+    return 0
 
 
 def _open_store(config: Config) -> Engine:
@@ -127,13 +170,14 @@ def _ingest(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     for path in missing:
         print(f"{path}\terror\tno such file or folder", file=sys.stderr)
     failed = len(missing)
+    in_force = _rules_in_force(config)
     for item in read_mails([p for p in args.paths if p.exists()]):
         if item.error is not None:
             print(f"{item.label}\terror\t{item.error}", file=sys.stderr)
             failed += 1
             continue
         raw = RawMail(item.data, "ingest", channel=channel, source="email")
-        result = process(engine, config, raw)
+        result = process(engine, config, raw, rules=in_force)
         totals[result.outcome] += 1
         print(f"{item.label}\t{result.outcome}\t{result.ticket_number or '-'}\t"
               f"<{result.message_id}>" + (f"\t{result.detail}" if result.detail else ""))
@@ -190,7 +234,7 @@ def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int
         channel = next((m.channel for m in config.mailboxes if m.name == entry.mailbox),
                        config.channels[0].name)
         raw = RawMail(entry.raw, f"retry:{entry.mailbox}", channel=channel)
-    result = process(engine, config, raw, keep_failures=False)
+    result = process(engine, config, raw, keep_failures=False, rules=_rules_in_force(config))
     if result.outcome == "quarantined":
         with transaction(engine) as session:
             entry = session.get(QuarantinedMail, args.id)

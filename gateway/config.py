@@ -88,6 +88,8 @@ class Config:
     agents: tuple[AgentConfig, ...]
     limits: LimitsConfig
     own_domains: tuple[str, ...]
+    rules_folder: Path | None = None
+    templates_folder: Path | None = None
 
     def channel(self, name: str) -> ChannelConfig | None:
         """The channel called name, if configured."""
@@ -229,7 +231,8 @@ def load_config(path: Path | None = None) -> Config:
 
 def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data."""
-    top = {"database", "mailbox", "tickets", "channel", "agent", "limits", "own_domains"}
+    top = {"database", "mailbox", "tickets", "channel", "agent", "limits", "own_domains", "rules",
+           "templates"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]}")
@@ -272,6 +275,14 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
         if m.name in seen:
             raise ConfigError(f"{source}: mailbox[{i}].name {m.name!r} is used twice")
         seen.add(m.name)
+    base = path.parent if path is not None else Path.cwd()
+    rules = _Section(source, "rules", raw.get("rules", {}), {"folder"})
+    rules_folder = rules.get("folder", str)
+    templates = _Section(source, "templates", raw.get("templates", {}), {"folder"})
+    templates_folder = templates.get("folder", str)
+    for key, folder in (("rules.folder", rules_folder), ("templates.folder", templates_folder)):
+        if folder is not None and not (base / folder).is_dir():
+            raise ConfigError(f"{source}: {key} {folder!r} is not a folder (relative to {base})")
     own_domains = raw.get("own_domains", [])
     if not isinstance(own_domains, list) or not all(isinstance(d, str) for d in own_domains):
         raise ConfigError(f"{source}: own_domains must be a list of domain names")
@@ -285,6 +296,8 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
         limits=LimitsConfig(max_message_bytes=limits.positive("max_message_bytes", int, 25 << 20)),
         own_domains=tuple(d.lower() for d in own_domains)
         or tuple(sorted({c.address.split("@")[-1] for c in channels})),
+        rules_folder=(base / rules_folder) if rules_folder else None,
+        templates_folder=(base / templates_folder) if templates_folder else None,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,8 @@ from gateway.followup import ThreadMatch, find_thread
 from gateway.guard import Verdict, inspect
 from gateway.numbers import counter_scope, format_number, ticket_subject
 from gateway.parse import ParsedMail, message_key, parse_mail
+from gateway.policy import apply, decide, describe_drop, mail_facts
+from gateway.rules import Rule
 from store.db import transaction
 from store.models import Attachment, LedgerEntry, Message, QuarantinedMail, Ticket, utcnow
 from store.queries import (
@@ -66,7 +69,7 @@ class StoreUnavailable(Exception):
 
 
 def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None = None,
-            *, keep_failures: bool = True) -> Disposition:
+            *, keep_failures: bool = True, rules: Sequence[Rule] = ()) -> Disposition:
     """Run one mail through the pipeline; only a database outage escapes as an exception.
 
     keep_failures=False (a quarantine retry) reports a failure without quarantining again.
@@ -83,7 +86,7 @@ def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None =
         verdict = inspect(mail, config.own_addresses(), config.limits.max_message_bytes)
         for _attempt in range(3):
             try:
-                return _store(engine, config, raw, mail, verdict, now)
+                return _store(engine, config, raw, mail, verdict, now, rules)
             except IntegrityError:
                 # A concurrent process stored the same mail first: the next try sees it.
                 log.info("%s concurrent insert, re-checking", mail.message_id)
@@ -123,7 +126,7 @@ def quarantine(engine: Engine, raw: RawMail, reason: str, message_id: str) -> Di
 
 
 def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdict: Verdict,
-           now: datetime) -> Disposition:
+           now: datetime, rules: Sequence[Rule]) -> Disposition:
     """The one transaction: dedupe, thread, identify, write ticket, message, watchers, ledger."""
     key = mail.message_key
     with transaction(engine) as session:
@@ -143,7 +146,28 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
             return Disposition("duplicate", mail.message_id, number, "Message-ID already stored")
         agents = frozenset(a.address for a in config.agents)
         match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets)
+        joined = session.get(Ticket, match.ticket.id) if match.ticket else None
+        facts = mail_facts(session, config, mail, verdict, source=raw.source, channel=raw.channel,
+                           mailbox=raw.mailbox, now=now, ticket=joined)
+        events = ["message.received"]
+        if joined is None or _opens_new(config, joined, verdict):
+            events.append("ticket.created")
+        decisions = decide(rules, events, facts)
+        dropped = decisions.dropped
+        if dropped is not None:
+            note = describe_drop(dropped)
+            _ledger(session, raw, key, "dropped", joined.number if joined else None, note)
+            log.info("%s %s", mail.message_id, note)
+            return Disposition("dropped", mail.message_id, None, note)
+        old_status = joined.status if joined else None
         ticket, outcome, detail = _ticket_for(session, config, raw, mail, verdict, match, now)
+        if old_status is not None and ticket.id == joined.id and ticket.status != old_status:  # type: ignore[union-attr]
+            facts.status = ticket.status
+            later = ["ticket.status_changed"]
+            if old_status in REOPENABLE | CLOSED:
+                later.append("ticket.reopened")
+            for event, result in decide(rules, later, facts).outcomes:
+                decisions.add(event, result)
         assert ticket.id is not None
         kind = "bounce" if "bounce" in verdict.classes else (
             "auto-reply" if verdict.automatic else "customer")
@@ -170,9 +194,18 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
                                    data=item.data))
         if kind == "customer":
             _add_watchers(session, config, ticket.id, mail)
+        apply(session, config, ticket, decisions, message.id)
         _ledger(session, raw, key, outcome, ticket.number, detail)
         log.info("%s %s %s (%s)", mail.message_id, outcome, ticket.number, match.via)
         return Disposition(outcome, mail.message_id, ticket.number, detail)
+
+
+def _opens_new(config: Config, ticket: Ticket, verdict: Verdict) -> bool:
+    """Whether a mail to this existing ticket opens a new one (closed, policy "new")."""
+    if verdict.automatic or ticket.status not in CLOSED:
+        return False
+    channel = config.channel(ticket.channel)
+    return ((channel.closed_followup if channel else None) or config.tickets.closed_followup) == "new"
 
 
 def _ticket_for(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
@@ -184,12 +217,11 @@ def _ticket_for(session: Session, config: Config, raw: RawMail, mail: ParsedMail
         if verdict.automatic:
             return ticket, "followup", f"automatic mail ({verdict.label}) via {match.via}"
         if ticket.status in CLOSED:
-            channel = config.channel(ticket.channel)
-            policy = (channel.closed_followup if channel else None) or config.tickets.closed_followup
-            if policy == "new":
+            if _opens_new(config, ticket, verdict):
                 new = _open_ticket(session, config, raw, mail, now, linked=ticket.id)
                 return new, "created", f"follow-up to closed {ticket.number}: new ticket"
-            if policy == "reject":
+            channel = config.channel(ticket.channel)
+            if ((channel.closed_followup if channel else None) or config.tickets.closed_followup) == "reject":
                 return ticket, "rejected", f"follow-up to closed {ticket.number} rejected"
             _set_status(ticket, "open", now)
             return ticket, "followup", f"reopened closed ticket via {match.via}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporarySourceError
 from gateway.pipeline import Disposition, RawMail, StoreUnavailable, process
+from gateway.ruleload import RuleBook, vocabulary
 from gateway.sources.imap import ImapMailbox
 from store.db import transaction
 from store.lease import Lease
@@ -42,7 +44,8 @@ class PollResult:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-async def poll_once(box: ImapMailbox, engine: Engine, config: Config) -> PollResult:
+async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
+                    rules: RuleBook | None = None) -> PollResult:
     """Process every mail waiting in the folder now; flag or move each only after it committed."""
     cfg = box.config
     result = PollResult()
@@ -64,9 +67,11 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config) -> PollRes
             continue
         ok: list[int] = []
         failed: list[int] = []
+        in_force = rules.current() if rules is not None else []
         for uid, data in await box.fetch(todo):
             raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, "email")
-            disposition: Disposition = await asyncio.to_thread(process, engine, config, raw)
+            disposition: Disposition = await asyncio.to_thread(
+                functools.partial(process, engine, config, raw, rules=in_force))
             result.fetched += 1
             result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
             (failed if disposition.outcome == "quarantined" else ok).append(uid)
@@ -79,8 +84,9 @@ class MailboxWorker:
     """Keeps one mailbox connected and drained; reconnects with backoff on any fault."""
 
     def __init__(self, cfg: MailboxConfig, engine: Engine, config: Config,
-                 stop: asyncio.Event) -> None:
+                 stop: asyncio.Event, rules: RuleBook) -> None:
         self.cfg, self.engine, self.config, self.stop = cfg, engine, config, stop
+        self.rules = rules
         self.outage: str | None = None
 
     async def run(self, once: bool = False) -> PollResult:
@@ -107,7 +113,7 @@ class MailboxWorker:
                 await box.connect()
                 self._recovered()
                 while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
-                    result = await poll_once(box, self.engine, self.config)
+                    result = await poll_once(box, self.engine, self.config, self.rules)
                     _add(total, result)
                     delay = BACKOFF_START
                     if once:
@@ -157,7 +163,9 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    workers = [MailboxWorker(m, engine, config, stop) for m in config.mailboxes]
+    book = RuleBook(config.rules_folder, vocabulary(config))
+    book.current()  # load now: errors are logged at start, not with the first mail
+    workers = [MailboxWorker(m, engine, config, stop, book) for m in config.mailboxes]
     log.info("ticketgate running: %d mailbox(es)%s", len(workers), " (once)" if once else "")
     try:
         results = await asyncio.gather(*(w.run(once) for w in workers))

@@ -55,6 +55,8 @@ class Ticket(SQLModel, table=True):
     customer_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id")
     owner: str | None = Field(default=None, max_length=100)
+    categories: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    tags: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     created_at: datetime = _stamp()
     updated_at: datetime = _stamp()
@@ -162,3 +164,19 @@ class MailboxLease(SQLModel, table=True):
     host: str = Field(max_length=200)
     pid: int
     renewed_at: datetime = _stamp()
+
+
+class RuleHit(SQLModel, table=True):
+    """A rule that fired on a ticket: which file, which rule, which event, what it did, why."""
+
+    __tablename__ = "rule_hit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    file: str = Field(max_length=500)
+    rule: str = Field(sa_column=Column(Text, nullable=False))
+    event: str = Field(max_length=40)
+    actions: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    reasons: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _stamp()

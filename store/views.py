@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from store.models import Attachment, Contact, Message, QuarantinedMail, Ticket, Watcher
+from store.models import Attachment, Contact, Message, QuarantinedMail, RuleHit, Ticket, Watcher
 
 
 def ticket_rows(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
@@ -45,6 +45,15 @@ def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
     if ticket.linked_ticket_id:
         linked = session.get(Ticket, ticket.linked_ticket_id)
         result["linked_ticket"] = linked.number if linked else None
+    result["owner"] = ticket.owner
+    result["categories"] = json.loads(ticket.categories)
+    result["tags"] = json.loads(ticket.tags)
+    result["rule_hits"] = [
+        {"file": h.file, "rule": h.rule, "event": h.event, "actions": json.loads(h.actions),
+         "why": h.reasons}
+        for h in session.exec(select(RuleHit).where(RuleHit.ticket_id == ticket.id)
+                              .order_by(col(RuleHit.id))).all()
+    ]
     result["watchers"] = list(session.exec(
         select(Watcher.address).where(Watcher.ticket_id == ticket.id).order_by(col(Watcher.id))
     ).all())

@@ -1,0 +1,122 @@
+"""Rules stage: the facts of a mail, rule evaluation per event, actions applied to a ticket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from gateway.config import Config
+from gateway.guard import Verdict
+from gateway.parse import ParsedMail
+from gateway.rules import Facts, FileFact, Outcome, Person, Rule, RuleTrace, evaluate
+from store.models import Contact, Organisation, RuleHit, Ticket
+from store.queries import add_watcher
+
+
+@dataclass
+class Decisions:
+    """Everything the rules decided for one mail, event by event."""
+
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
+
+    def add(self, event: str, outcome: Outcome) -> None:
+        """Record the outcome of one event."""
+        self.outcomes.append((event, outcome))
+
+    @property
+    def dropped(self) -> RuleTrace | None:
+        """The rule that dropped the mail, if any."""
+        return next((o.dropped for _, o in self.outcomes if o.dropped), None)
+
+    def action(self, name: str, default: Any = None) -> Any:
+        """The final value of a single-valued action (the last rule that set it wins)."""
+        value = default
+        for _, outcome in self.outcomes:
+            value = outcome.actions.get(name, value)
+        return value
+
+
+def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verdict, *,
+               source: str, channel: str, mailbox: str, now: datetime,
+               ticket: Ticket | None = None) -> Facts:
+    """What conditions see of this mail (and of the ticket it joins, if any)."""
+    sender = mail.from_
+    known = False
+    organisation: str | None = None
+    if sender is not None:
+        known = session.exec(select(Contact.id).where(Contact.address == sender.address)).first() is not None
+        organisation = session.exec(
+            select(Organisation.name).where(Organisation.domain == sender.domain)
+        ).first()
+    agents = {a.address for a in config.agents}
+    return Facts(
+        source=source,
+        channel=ticket.channel if ticket else channel,
+        mailbox=mailbox,
+        sender=Person(sender.address, sender.name) if sender else None,
+        to=tuple(Person(a.address, a.name) for a in mail.to),
+        cc=tuple(Person(a.address, a.name) for a in mail.cc),
+        subject=mail.subject,
+        body=mail.text,
+        headers=mail.headers,
+        attachments=tuple(FileFact(a.filename, a.content_type) for a in mail.attachments),
+        organisation=organisation,
+        customer_known=known,
+        status=ticket.status if ticket else "new",
+        priority=ticket.priority if ticket else 5,
+        author="agent" if sender is not None and sender.address in agents else "customer",
+        auto_submitted=verdict.automatic,
+        local_time=now.astimezone(config.tickets.zone),
+    )
+
+
+def decide(rules: Sequence[Rule], events: Sequence[str], facts: Facts) -> Decisions:
+    """Evaluate the rules for each event in turn."""
+    decisions = Decisions()
+    for event in events:
+        decisions.add(event, evaluate(rules, event, facts))
+    return decisions
+
+
+def apply(session: Session, config: Config, ticket: Ticket, decisions: Decisions,
+          message_id: int | None) -> bool:
+    """Write the fired rules' actions and hits onto the ticket; True when the status changed."""
+    assert ticket.id is not None
+    before = ticket.status
+    for event, outcome in decisions.outcomes:
+        actions = outcome.actions
+        for name in ("channel", "priority", "activity_type", "status"):
+            if name in actions:
+                setattr(ticket, name, actions[name])
+        if "owner" in actions:
+            ticket.owner = actions["owner"]
+            agent = next((a for a in config.agents if a.name == actions["owner"]), None)
+            if agent is not None:
+                add_watcher(session, ticket.id, agent.address, "owner")
+        for name, column in (("category", "categories"), ("tag", "tags")):
+            if name in actions:
+                current = json.loads(getattr(ticket, column))
+                current.extend(v for v in actions[name] if v not in current)
+                setattr(ticket, column, json.dumps(current, ensure_ascii=False))
+        for address in actions.get("add_watcher", []):
+            add_watcher(session, ticket.id, address.lower(), "rule")
+        for trace in outcome.fired:
+            session.add(RuleHit(
+                ticket_id=ticket.id, message_id=message_id, file=trace.rule.file,
+                rule=trace.rule.name, event=event,
+                actions=json.dumps(trace.rule.actions, ensure_ascii=False, default=str),
+                reasons="; ".join(why for _, _, why in trace.checks),
+            ))
+    return ticket.status != before
+
+
+def describe_drop(trace: RuleTrace) -> str:
+    """The ledger's note for a dropped mail: which file and rule, and the reason given."""
+    reason = trace.rule.actions.get("drop")
+    said = f": {reason}" if isinstance(reason, str) else ""
+    return f"dropped by rule {trace.rule.name!r} ({trace.rule.file}:{trace.rule.line}){said}"
