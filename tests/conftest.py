@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from store.db import make_engine, migrate
 from tests.servers import postgres
 from tests.servers.dovecot import Dovecot, ensure_installed
 
+ROOT = Path(__file__).resolve().parent.parent
 _PG_REASON: list[str | None] = []
 
 
@@ -117,3 +122,36 @@ def mail(n: int | str, subject: str | None = None, sender: str = "customer@examp
         f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
         f"{body if body is not None else f'Body of mail {n}'}\r\n"
     ).encode()
+
+
+def write_config(path: Path, engine: Engine, dovecot: Dovecot, folder: str, extra: str = "") -> Path:
+    """A config file for a `ticketgate run` subprocess on a test folder."""
+    box = mailbox_table(dovecot, folder, poll_seconds=1, timeout_seconds=5, batch_size=25)
+    lines = [
+        "[database]",
+        f'url = "{engine.url.render_as_string(hide_password=False)}"',
+        "[[channel]]",
+        'name = "support"',
+        'address = "support@example.com"',
+        "[[mailbox]]",
+        *(f"{key} = {_toml(value)}" for key, value in box.items()),
+    ]
+    path.write_text(extra + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    tomllib.loads(path.read_text("utf-8"))  # the test's own config must be valid
+    return path
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def start_service(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """`ticketgate run ARGS` as a child process, output appended to log."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "gateway.cli", "--config", str(config),
+                                 "run", *args], cwd=ROOT, stdout=out, stderr=out, env=env)

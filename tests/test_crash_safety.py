@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,42 +15,10 @@ from sqlmodel import func, select
 
 from store.db import transaction
 from store.models import Message
-from tests.conftest import mail, mailbox_table
+from tests.conftest import mail, start_service, write_config
 from tests.servers.dovecot import Dovecot
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def _write_config(path: Path, engine: Engine, dovecot: Dovecot, folder: str) -> Path:
-    box = mailbox_table(dovecot, folder, poll_seconds=1, timeout_seconds=5, batch_size=25)
-    lines = [
-        "[database]",
-        f'url = "{engine.url.render_as_string(hide_password=False)}"',
-        "[[channel]]",
-        'name = "support"',
-        'address = "support@example.com"',
-        "[[mailbox]]",
-        *(f"{key} = {_toml(value)}" for key, value in box.items()),
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tomllib.loads(path.read_text("utf-8"))  # the test's own config must be valid
-    return path
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _service(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "gateway.cli", "--config", str(config),
-                                 "run", *args], cwd=ROOT, stdout=out, stderr=out, env=env)
 
 
 def _stored(engine: Engine) -> tuple[int, set[str]]:
@@ -89,14 +54,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
     engine: Engine, dovecot: Dovecot, folder: str, tmp_path: Path
 ) -> None:
     expected = _seed(dovecot, folder, 400)
-    config = _write_config(tmp_path / "config.toml", engine, dovecot, folder)
+    config = write_config(tmp_path / "config.toml", engine, dovecot, folder)
     rng = random.Random(os.environ.get("TICKETGATE_CRASH_SEED", "20261123"))
     kills = 0
     for _round in range(6):
         before = _stored(engine)[0]
         if before == len(expected):
             break
-        proc = _service(config, log=tmp_path / "service.log")
+        proc = start_service(config, log=tmp_path / "service.log")
         # Kill only once it is ingesting: after it stored something, at a random moment.
         _wait_for(lambda b=before, p=proc: _stored(engine)[0] > b or p.poll() is not None,
                   60, "the service to store a mail")
@@ -105,7 +70,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         proc.wait()
         kills += 1
     assert kills >= 3, "the service finished too fast to be killed mid-run"
-    final = _service(config, "--once", log=tmp_path / "service.log")
+    final = start_service(config, "--once", log=tmp_path / "service.log")
     assert final.wait(timeout=120) == 0, (tmp_path / "service.log").read_text()[-3000:]
     _assert_exactly_once(engine, dovecot, folder, expected)
 
@@ -114,8 +79,8 @@ def test_dovecot_restarts_mid_run_lose_and_double_nothing(
     engine: Engine, dovecot: Dovecot, folder: str, tmp_path: Path
 ) -> None:
     expected = _seed(dovecot, folder, 300)
-    config = _write_config(tmp_path / "config.toml", engine, dovecot, folder)
-    proc = _service(config, log=tmp_path / "service.log")
+    config = write_config(tmp_path / "config.toml", engine, dovecot, folder)
+    proc = start_service(config, log=tmp_path / "service.log")
     try:
         for _restart in range(2):
             before = _stored(engine)[0]
@@ -137,12 +102,12 @@ def test_two_services_on_one_mailbox_store_each_mail_once(
     engine: Engine, dovecot: Dovecot, folder: str, tmp_path: Path
 ) -> None:
     expected = _seed(dovecot, folder, 300)
-    config = _write_config(tmp_path / "config.toml", engine, dovecot, folder)
-    first = _service(config, "--once", log=tmp_path / "a.log")
-    second = _service(config, "--once", log=tmp_path / "b.log")
+    config = write_config(tmp_path / "config.toml", engine, dovecot, folder)
+    first = start_service(config, "--once", log=tmp_path / "a.log")
+    second = start_service(config, "--once", log=tmp_path / "b.log")
     assert first.wait(timeout=180) == 0, (tmp_path / "a.log").read_text()[-3000:]
     assert second.wait(timeout=180) == 0, (tmp_path / "b.log").read_text()[-3000:]
     # A mail one process had fetched when the other moved it is picked up by the next pass.
-    last = _service(config, "--once", log=tmp_path / "c.log")
+    last = start_service(config, "--once", log=tmp_path / "c.log")
     assert last.wait(timeout=120) == 0
     _assert_exactly_once(engine, dovecot, folder, expected)
