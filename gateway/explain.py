@@ -33,7 +33,7 @@ def explain(engine: Engine, config: Config, rules: list[Rule], raw: bytes, sourc
                            mailbox="explain", now=now, ticket=joined)
         session.rollback()
     events = ["message.received"] + ([] if joined else ["ticket.created"])
-    decisions = decide(rules, events, facts)
+    decisions = decide(rules, events, facts, explain=True)
     result: dict[str, Any] = {
         "channel": facts.channel, "priority": facts.priority, "status": facts.status,
         "activity_type": joined.activity_type if joined else None,

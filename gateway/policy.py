@@ -75,11 +75,12 @@ def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verd
     )
 
 
-def decide(rules: Sequence[Rule], events: Sequence[str], facts: Facts) -> Decisions:
-    """Evaluate the rules for each event in turn."""
+def decide(rules: Sequence[Rule], events: Sequence[str], facts: Facts,
+           explain: bool = False) -> Decisions:
+    """Evaluate the rules for each event in turn (explain: keep the traces of every rule)."""
     decisions = Decisions()
     for event in events:
-        decisions.add(event, evaluate(rules, event, facts))
+        decisions.add(event, evaluate(rules, event, facts, explain))
     return decisions
 
 

@@ -167,16 +167,19 @@ def _person_matcher(key: str, spec: Any) -> Matcher:
 
 
 def _project(inner: Matcher, attribute: str) -> Matcher:
-    def test(person: Any) -> tuple[bool, str]:
+    def test(person: Any, why: bool) -> tuple[bool, str]:
         if person is None:
             return False, "no sender"
-        ok, why = inner(getattr(person, attribute))
-        return ok, f"{attribute} {why}"
+        ok, reason = inner(getattr(person, attribute), why)
+        return ok, f"{attribute} {reason}" if why else ""
     return test
 
 
-def _fact(getter: Callable[[Facts], Any], matcher: Matcher) -> Callable[[Facts], tuple[bool, str]]:
-    return lambda facts: matcher(getter(facts))
+FactTest = Callable[[Facts, bool], tuple[bool, str]]
+
+
+def _fact(getter: Callable[[Facts], Any], matcher: Matcher) -> FactTest:
+    return lambda facts, why: matcher(getter(facts), why)
 
 
 def _condition(key: str, spec: Any, vocab: Vocabulary) -> Condition:
@@ -226,17 +229,18 @@ def _priority(key: str, value: Any) -> None:
 def _header_condition(key: str, spec: Any) -> Condition:
     if not isinstance(spec, dict) or not spec:
         raise _Invalid(key, 'needs a table of header names, e.g. when.header = { "X-Source" = "portal" }')
-    tests: list[Callable[[Facts], tuple[bool, str]]] = []
+    tests: list[FactTest] = []
     for header, sub in spec.items():
         matcher = _matcher(f"{key}.{header}", sub)
         lower = header.lower()
 
-        def test(facts: Facts, m: Matcher = matcher, h: str = lower, label: str = header) -> tuple[bool, str]:
+        def test(facts: Facts, why: bool, m: Matcher = matcher, h: str = lower,
+                 label: str = header) -> tuple[bool, str]:
             values = facts.headers.get(h) or [""]
-            results = [m(v) for v in values]
+            results = [m(v, why) for v in values]
             ok = any(ok for ok, _ in results)
-            why = next((w for good, w in results if good), results[0][1])
-            return ok, f"{label}: {why}"
+            reason = next((w for good, w in results if good), results[0][1])
+            return ok, f"{label}: {reason}" if why else ""
         tests.append(test)  # default arguments bind this loop pass's values
     return Condition(key, _all_of(tests))
 
@@ -268,14 +272,14 @@ def _clock(key: str, value: Any) -> time:
     raise _Invalid(key, f"needs HH:MM times, got {value!r}")
 
 
-def _all_of(tests: list[Callable[[Facts], tuple[bool, str]]]) -> Callable[[Facts], tuple[bool, str]]:
-    def test(facts: Facts) -> tuple[bool, str]:
+def _all_of(tests: list[FactTest]) -> FactTest:
+    def test(facts: Facts, why: bool) -> tuple[bool, str]:
         reasons = []
         for one in tests:
-            ok, why = one(facts)
-            reasons.append(why)
+            ok, reason = one(facts, why)
+            reasons.append(reason)
             if not ok:
-                return False, why
+                return False, reason
         return True, "; ".join(reasons)
     return test
 
@@ -293,11 +297,11 @@ def _group(key: str, name: str, spec: Any, vocab: Vocabulary) -> Condition:
             raise _Invalid(where, "needs a table of conditions")
         compiled.append(_all_of([_condition(f"{where}.{k}", v, vocab).test for k, v in block.items()]))
 
-    def test(facts: Facts) -> tuple[bool, str]:
-        results = [c(facts) for c in compiled]
+    def test(facts: Facts, why: bool) -> tuple[bool, str]:
+        results = [c(facts, why) for c in compiled]
         if name == "not":
-            ok, why = results[0]
-            return not ok, f"not ({why})"
+            ok, reason = results[0]
+            return not ok, f"not ({reason})" if why else ""
         hit = [w for ok, w in results if ok]
         if name == "any":
             return bool(hit), hit[0] if hit else " / ".join(w for _, w in results)

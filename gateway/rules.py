@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from functools import lru_cache
 from typing import Any
 
 EVENTS = ("message.received", "ticket.created", "ticket.status_changed", "ticket.reopened")
@@ -61,8 +62,9 @@ class Facts:
     local_time: datetime | None = None
 
 
-# A matcher tests one value and explains the outcome.
-Matcher = Callable[[Any], tuple[bool, str]]
+# A matcher tests one value; asked to (second argument), it also says why. Reasons are only
+# composed when wanted: evaluation of many rules stays cheap, explanations stay exact.
+Matcher = Callable[[Any, bool], tuple[bool, str]]
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Condition:
     """One when.* entry: a field, its matcher, and the text the admin wrote."""
 
     field: str
-    test: Callable[[Facts], tuple[bool, str]]
+    test: Callable[[Facts, bool], tuple[bool, str]]
 
 
 @dataclass(frozen=True)
@@ -116,21 +118,22 @@ class Outcome:
 LIST_ACTIONS = frozenset({"category", "add_watcher", "tag", "notify"})
 
 
-def evaluate(rules: Sequence[Rule], event: str, facts: Facts) -> Outcome:
-    """Apply every enabled rule listening to event, in order, until one says stop."""
+def evaluate(rules: Sequence[Rule], event: str, facts: Facts, explain: bool = False) -> Outcome:
+    """Apply every enabled rule listening to event, in order, until one says stop.
+
+    Fired rules always carry their reasons; with explain, rules that did not fire do too.
+    """
     outcome = Outcome()
     for rule in rules:
         if rule.on != event:
             continue
-        checks = []
         fired = True
         for condition in rule.conditions:
-            ok, why = condition.test(facts)
-            checks.append((condition.field, ok, why))
-            if not ok:
+            if not condition.test(facts, False)[0]:
                 fired = False
-                break  # the rest cannot change the verdict
-        outcome.traces.append(RuleTrace(rule, fired, tuple(checks)))
+                break
+        if fired or explain:
+            outcome.traces.append(RuleTrace(rule, fired, _checks(rule, facts)))
         if not fired:
             continue
         for key, value in rule.actions.items():
@@ -143,10 +146,27 @@ def evaluate(rules: Sequence[Rule], event: str, facts: Facts) -> Outcome:
     return outcome
 
 
+def _checks(rule: Rule, facts: Facts) -> tuple[tuple[str, bool, str], ...]:
+    """Each condition with its verdict and reason, up to the first that failed."""
+    checks = []
+    for condition in rule.conditions:
+        ok, why = condition.test(facts, True)
+        checks.append((condition.field, ok, why))
+        if not ok:
+            break
+    return tuple(checks)
+
+
 # --- matchers over plain values -------------------------------------------------------------
 
+@lru_cache(maxsize=512)
+def fold(text: str) -> str:
+    """Case-folded text, cached: the same subject is folded once for all rules."""
+    return text.casefold()
+
+
 def _norm(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
+    return fold(value) if isinstance(value, str) else value
 
 
 def _show(value: Any) -> str:
@@ -156,9 +176,11 @@ def _show(value: Any) -> str:
 
 def equals(expected: Any) -> Matcher:
     """Equal (strings compared without case)."""
-    def test(value: Any) -> tuple[bool, str]:
-        ok = _norm(value) == _norm(expected)
-        return ok, f"{_show(value)} {'equals' if ok else 'is not'} {_show(expected)}"
+    want = _norm(expected)
+
+    def test(value: Any, why: bool) -> tuple[bool, str]:
+        ok = _norm(value) == want
+        return ok, f"{_show(value)} {'equals' if ok else 'is not'} {_show(expected)}" if why else ""
     return test
 
 
@@ -166,9 +188,9 @@ def one_of(options: Sequence[Any]) -> Matcher:
     """One of the options."""
     folded = {_norm(o) for o in options}
 
-    def test(value: Any) -> tuple[bool, str]:
+    def test(value: Any, why: bool) -> tuple[bool, str]:
         ok = _norm(value) in folded
-        return ok, f"{_show(value)} {'in' if ok else 'not in'} {_show(list(options))}"
+        return ok, f"{_show(value)} {'in' if ok else 'not in'} {_show(list(options))}" if why else ""
     return test
 
 
@@ -176,9 +198,9 @@ def contains(needle: str) -> Matcher:
     """Contains the text (without case)."""
     folded = needle.casefold()
 
-    def test(value: Any) -> tuple[bool, str]:
-        ok = folded in str(value or "").casefold()
-        return ok, f"{_show(value)} {'contains' if ok else 'does not contain'} {needle!r}"
+    def test(value: Any, why: bool) -> tuple[bool, str]:
+        ok = folded in fold(str(value or ""))
+        return ok, f"{_show(value)} {'contains' if ok else 'does not contain'} {needle!r}" if why else ""
     return test
 
 
@@ -186,69 +208,73 @@ def starts_with(prefix: str) -> Matcher:
     """Starts with the text (without case)."""
     folded = prefix.casefold()
 
-    def test(value: Any) -> tuple[bool, str]:
-        ok = str(value or "").casefold().startswith(folded)
+    def test(value: Any, why: bool) -> tuple[bool, str]:
+        ok = fold(str(value or "")).startswith(folded)
+        if not why:
+            return ok, ""
         return ok, f"{_show(value)} {'starts' if ok else 'does not start'} with {prefix!r}"
     return test
 
 
 def matches(pattern: re.Pattern[str]) -> Matcher:
     """The regular expression matches somewhere in the value."""
-    def test(value: Any) -> tuple[bool, str]:
+    def test(value: Any, why: bool) -> tuple[bool, str]:
         ok = pattern.search(str(value or "")) is not None
+        if not why:
+            return ok, ""
         return ok, f"{_show(value)} {'matches' if ok else 'does not match'} /{pattern.pattern}/"
     return test
 
 
 def negate(inner: Matcher) -> Matcher:
     """Holds when inner does not."""
-    def test(value: Any) -> tuple[bool, str]:
-        ok, why = inner(value)
-        return not ok, f"not ({why})"
+    def test(value: Any, why: bool) -> tuple[bool, str]:
+        ok, reason = inner(value, why)
+        return not ok, f"not ({reason})" if why else ""
     return test
 
 
 def every(inner: Sequence[Matcher]) -> Matcher:
     """All of the matchers hold."""
-    def test(value: Any) -> tuple[bool, str]:
+    def test(value: Any, why: bool) -> tuple[bool, str]:
         reasons = []
         for matcher in inner:
-            ok, why = matcher(value)
-            reasons.append(why)
+            ok, reason = matcher(value, why)
+            reasons.append(reason)
             if not ok:
-                return False, why
+                return False, reason
         return True, " and ".join(reasons)
     return test
 
 
 def some(inner: Sequence[Matcher]) -> Matcher:
     """At least one of the matchers holds."""
-    def test(value: Any) -> tuple[bool, str]:
+    def test(value: Any, why: bool) -> tuple[bool, str]:
         reasons = []
         for matcher in inner:
-            ok, why = matcher(value)
+            ok, reason = matcher(value, why)
             if ok:
-                return True, why
-            reasons.append(why)
+                return True, reason
+            reasons.append(reason)
         return False, " and ".join(reasons) or "no alternatives"
     return test
 
 
 def any_item(inner: Matcher, what: str) -> Matcher:
     """For many-valued facts (To, CC, attachments): one item must match."""
-    def test(values: Any) -> tuple[bool, str]:
-        items = list(values or ())
+    def test(values: Any, why: bool) -> tuple[bool, str]:
+        items = values or ()
         for item in items:
-            ok, why = inner(item)
+            ok, reason = inner(item, why)
             if ok:
-                return True, why
+                return True, reason
         return False, f"no {what} matched" if items else f"no {what}"
     return test
 
 
 def between(start: time, end: time) -> Matcher:
     """A time of day in [start, end); wraps past midnight when end < start."""
-    def test(value: Any) -> tuple[bool, str]:
+    def test(value: Any, why: bool) -> tuple[bool, str]:
         if value is None:
             return False, "no time"
         now = value.time() if isinstance(value, datetime) else value

@@ -98,7 +98,7 @@ CONDITIONS = [
 def test_condition(tmp_path: Path, condition: str, fires: bool) -> None:
     rules = rules_from(tmp_path, f'[[rule]]\nname = "r"\non = "ticket.created"\n{condition}\n'
                                  "then.priority = 9\n")
-    outcome = evaluate(rules, "ticket.created", facts())
+    outcome = evaluate(rules, "ticket.created", facts(), explain=True)
     assert bool(outcome.fired) == fires, outcome.traces[0].checks
     assert outcome.traces[0].checks[-1][2]  # every verdict comes with a reason
 
