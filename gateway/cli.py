@@ -24,7 +24,7 @@ from gateway.rules import Rule
 from gateway.sources.files import read_mails
 from store.db import make_engine, migrate, transaction
 from store.models import QuarantinedMail, utcnow
-from store.views import quarantine_rows, ticket_detail, ticket_rows
+from store.views import outbox_rows, quarantine_rows, ticket_detail, ticket_rows
 
 log = logging.getLogger("gateway.cli")
 
@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     qlist.add_argument("--all", action="store_true", help="include resolved entries")
     qretry = qsub.add_parser("retry")
     qretry.add_argument("id", type=int)
+    outbox = sub.add_parser("outbox", help="outbound mail: list or send now")
+    osub = outbox.add_subparsers(dest="action", required=True)
+    olist = osub.add_parser("list")
+    olist.add_argument("--json", action="store_true")
+    olist.add_argument("--status", choices=("pending", "sending", "sent", "failed"))
+    osub.add_parser("flush", help="send every due mail now")
     rules = sub.add_parser("rules", help="explain the routing rules")
     rsub = rules.add_subparsers(dest="action", required=True)
     rexplain = rsub.add_parser("explain", help="dry run: which rules would fire on a mail")
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             return _check(config)
         engine = _open_store(config)
         handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
-                   "quarantine": _quarantine, "rules": _rules}[args.command]
+                   "quarantine": _quarantine, "rules": _rules, "outbox": _outbox}[args.command]
         return handler(args, config, engine)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
@@ -112,6 +118,27 @@ def _rules_in_force(config: Config) -> list[Rule]:
     """The valid rules now; invalid files are reported on stderr and skipped."""
     book = RuleBook(config.rules_folder, vocabulary(config))
     return book.current()
+
+
+def _outbox(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    if args.action == "list":
+        with transaction(engine) as session:
+            rows = outbox_rows(session, args.status)
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+        else:
+            for row in rows:
+                print(f"{row['id']}\t{row['status']}\t{row['ticket']}\t{row['template']}\t"
+                      f"{','.join(row['recipients'])}\t{row['last_error']}")
+        return 0
+    if config.smtp is None:
+        print("error: no [smtp] configured", file=sys.stderr)
+        return 1
+    from gateway.scheduler import OutboxWorker
+
+    result = asyncio.run(OutboxWorker(engine, config).flush())
+    print(f"outbox: {result.sent} sent, {result.retried} to retry, {result.failed} failed")
+    return 0 if not result.failed else 1
 
 
 def _rules(args: argparse.Namespace, config: Config, engine: Engine) -> int:

@@ -58,6 +58,8 @@ class ChannelConfig:
     name: str
     address: str
     closed_followup: str | None = None
+    display_name: str = "Support"
+    language: str | None = None  # "de" / "en"; default [outbound] language
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ class AgentConfig:
     address: str
     name: str
     display_name: str
+    channels: tuple[str, ...] = ()  # empty: every channel
+
+    def works(self, channel: str) -> bool:
+        """Whether this agent hears about tickets of the channel."""
+        return not self.channels or channel in self.channels
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,37 @@ class LimitsConfig:
     """Guards against oversized input."""
 
     max_message_bytes: int = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where outbound mail is handed over."""
+
+    host: str
+    port: int
+    security: str  # tls | starttls | none
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """Outbound mail policy: ids, language, loop limits, retries."""
+
+    message_id_domain: str = "ticketgate.localhost"
+    language: str = "en"
+    portal_url: str = ""  # e.g. "https://portal.example.com/tickets/{number}"
+    ack_limit_per_recipient_hour: int = 3
+    ack_limit_per_ticket: int = 2
+    bounce_suppress_days: int = 7
+    retry_base_seconds: float = 30.0
+    retry_max_attempts: int = 10
+    batch_size: int = 50
+    flush_seconds: float = 5.0
+
+
+LANGUAGES = ("de", "en")
 
 
 @dataclass(frozen=True)
@@ -90,6 +128,9 @@ class Config:
     own_domains: tuple[str, ...]
     rules_folder: Path | None = None
     templates_folder: Path | None = None
+    smtp: SmtpConfig | None = None
+    outbound: OutboundConfig = OutboundConfig()
+    secret: str = field(default="", repr=False)
 
     def channel(self, name: str) -> ChannelConfig | None:
         """The channel called name, if configured."""
@@ -232,7 +273,7 @@ def load_config(path: Path | None = None) -> Config:
 def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data."""
     top = {"database", "mailbox", "tickets", "channel", "agent", "limits", "own_domains", "rules",
-           "templates"}
+           "templates", "smtp", "outbound", "secret", "secret_env"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]}")
@@ -244,9 +285,12 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
             name=s.get("name", str, required=True),
             address=s.get("address", str, required=True).lower(),
             closed_followup=s.get("closed_followup", str),
+            display_name=s.get("display_name", str, "Support"),
+            language=(s.choice("language", LANGUAGES, "en") if "language" in s.table else None),
         )
         for s in (
-            _Section(source, f"channel[{i}]", t, {"name", "address", "closed_followup"})
+            _Section(source, f"channel[{i}]", t,
+                     {"name", "address", "closed_followup", "display_name", "language"})
             for i, t in enumerate(_array(source, raw, "channel"))
         )
     )
@@ -257,13 +301,18 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
             address=s.get("address", str, required=True).lower(),
             name=s.get("name", str, required=True),
             display_name=s.get("display_name", str, "") or s.get("name", str, ""),
+            channels=tuple(s.get("channels", list, [])),
         )
         for s in (
-            _Section(source, f"agent[{i}]", t, {"address", "name", "display_name"})
+            _Section(source, f"agent[{i}]", t, {"address", "name", "display_name", "channels"})
             for i, t in enumerate(_array(source, raw, "agent"))
         )
     )
     names = {c.name for c in channels}
+    for i, a in enumerate(agents):
+        for channel in a.channels:
+            if channel not in names:
+                raise ConfigError(f"{source}: agent[{i}].channels names unknown channel {channel!r}")
     for i, m in enumerate(mailboxes):
         if m.channel not in names:
             raise ConfigError(
@@ -298,7 +347,66 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
         or tuple(sorted({c.address.split("@")[-1] for c in channels})),
         rules_folder=(base / rules_folder) if rules_folder else None,
         templates_folder=(base / templates_folder) if templates_folder else None,
+        smtp=_smtp(source, raw["smtp"]) if "smtp" in raw else None,
+        outbound=_outbound(source, raw.get("outbound", {}), channels),
+        secret=_secret(source, raw),
     )
+
+
+def _smtp(source: str, table: Any) -> SmtpConfig:
+    s = _Section(source, "smtp", table, {"host", "port", "security", "username", "password",
+                                          "password_env", "timeout_seconds"})
+    security = s.choice("security", ("tls", "starttls", "none"), "starttls")
+    password: str | None = s.get("password", str)
+    env_name: str | None = s.get("password_env", str)
+    if env_name is not None:
+        password = os.environ.get(env_name)
+        if password is None:
+            raise s._fail("password_env", f"names environment variable {env_name!r}, which is not set")
+    return SmtpConfig(
+        host=s.get("host", str, required=True),
+        port=s.positive("port", int, {"tls": 465, "starttls": 587, "none": 25}[security]),
+        security=security,
+        username=s.get("username", str),
+        password=password,
+        timeout_seconds=s.positive("timeout_seconds", float, 30.0),
+    )
+
+
+def _outbound(source: str, table: Any, channels: tuple[ChannelConfig, ...]) -> OutboundConfig:
+    defaults = OutboundConfig()
+    keys = set(OutboundConfig.__dataclass_fields__)
+    s = _Section(source, "outbound", table, keys)
+    domain = channels[0].address.rpartition("@")[2] if channels else defaults.message_id_domain
+    portal_url = s.get("portal_url", str, "")
+    if portal_url and "{number}" not in portal_url:
+        raise s._fail("portal_url", f"must contain {{number}}, got {portal_url!r}")
+    return OutboundConfig(
+        message_id_domain=s.get("message_id_domain", str, domain),
+        language=s.choice("language", LANGUAGES, "en"),
+        portal_url=portal_url,
+        ack_limit_per_recipient_hour=s.positive("ack_limit_per_recipient_hour", int, 3),
+        ack_limit_per_ticket=s.positive("ack_limit_per_ticket", int, 2),
+        bounce_suppress_days=s.positive("bounce_suppress_days", int, 7),
+        retry_base_seconds=s.positive("retry_base_seconds", float, 30.0),
+        retry_max_attempts=s.positive("retry_max_attempts", int, 10),
+        batch_size=s.positive("batch_size", int, 50),
+        flush_seconds=s.positive("flush_seconds", float, 5.0),
+    )
+
+
+def _secret(source: str, raw: dict[str, Any]) -> str:
+    """The HMAC secret for signed reply addresses (secret_env names an environment variable)."""
+    if "secret_env" in raw:
+        name = raw["secret_env"]
+        value = os.environ.get(str(name))
+        if value is None:
+            raise ConfigError(f"{source}: secret_env names environment variable {name!r}, which is not set")
+        return value
+    value = raw.get("secret", "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: secret must be a string")
+    return value
 
 
 def _array(source: str, raw: dict[str, Any], key: str) -> list[Any]:

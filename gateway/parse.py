@@ -60,6 +60,7 @@ class ParsedMail:
     attachments: list[ParsedAttachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     embedded_message_ids: list[str] = field(default_factory=list)
+    delivery_status: list[tuple[str, str]] = field(default_factory=list)  # (recipient, 5.1.1)
 
     @property
     def message_key(self) -> str:
@@ -149,6 +150,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str]) -> ParsedMail:
     attachments: list[ParsedAttachment] = []
     embedded: list[str] = []
     _walk(msg, texts, htmls, attachments, embedded, defects)
+    statuses = _delivery_status(msg)
     text = "\n".join(t for t in texts if t.strip())
     text, uuencoded = extract_uuencoded(text)
     attachments.extend(uuencoded)
@@ -174,6 +176,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str]) -> ParsedMail:
         attachments=attachments,
         defects=defects,
         embedded_message_ids=embedded,
+        delivery_status=statuses,
     )
 
 
@@ -223,6 +226,27 @@ def _walk(
     if note:
         defects.append(f"{ctype}: {note}")
     (htmls if ctype == "text/html" else texts).append(body)
+
+
+_STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})")
+
+
+def _delivery_status(msg: Message) -> list[tuple[str, str]]:
+    """(recipient, status code) pairs of an RFC 3464 delivery report."""
+    found: list[tuple[str, str]] = []
+    for part in msg.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        for block in blocks if isinstance(blocks, list) else []:
+            if not isinstance(block, Message):
+                continue
+            recipient = str(block.get("final-recipient") or block.get("original-recipient") or "")
+            status = _STATUS.match(str(block.get("status") or ""))
+            address = recipient.rpartition(";")[2].strip().strip("<>").lower()
+            if status and "@" in address:
+                found.append((address, status.group(1)))
+    return found
 
 
 def _repair_multipart(part: Message, ctype: str) -> Message | None:

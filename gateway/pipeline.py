@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from gateway.config import Config
 from gateway.followup import ThreadMatch, find_thread
 from gateway.guard import Verdict, inspect
+from gateway.notify import after_inbound, record_bounce
 from gateway.numbers import counter_scope, format_number, ticket_subject
 from gateway.parse import ParsedMail, message_key, parse_mail
 from gateway.policy import apply, decide, describe_drop, mail_facts
@@ -194,7 +195,13 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
                                    data=item.data))
         if kind == "customer":
             _add_watchers(session, config, ticket.id, mail)
-        apply(session, config, ticket, decisions, message.id)
+        rules_changed_status = apply(session, config, ticket, decisions, message.id)
+        notes = after_inbound(session, config, ticket, message, mail, outcome, verdict, decisions,
+                              rules_changed_status, now)
+        if kind == "bounce":
+            notes += record_bounce(session, config, ticket, mail, now)
+        if notes:
+            detail = "; ".join([detail, *notes]) if detail else "; ".join(notes)
         _ledger(session, raw, key, outcome, ticket.number, detail)
         log.info("%s %s %s (%s)", mail.message_id, outcome, ticket.number, match.via)
         return Disposition(outcome, mail.message_id, ticket.number, detail)

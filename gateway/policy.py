@@ -33,6 +33,10 @@ class Decisions:
         """The rule that dropped the mail, if any."""
         return next((o.dropped for _, o in self.outcomes if o.dropped), None)
 
+    def action_list(self, name: str) -> list[Any]:
+        """Every value a list action (notify, tag, ...) collected over all events."""
+        return [v for _, outcome in self.outcomes for v in outcome.actions.get(name, [])]
+
     def action(self, name: str, default: Any = None) -> Any:
         """The final value of a single-valued action (the last rule that set it wins)."""
         value = default

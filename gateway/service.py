@@ -15,6 +15,7 @@ from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporarySourceError
 from gateway.pipeline import Disposition, RawMail, StoreUnavailable, process
 from gateway.ruleload import RuleBook, vocabulary
+from gateway.scheduler import OutboxWorker
 from gateway.sources.imap import ImapMailbox
 from store.db import transaction
 from store.lease import Lease
@@ -166,10 +167,19 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
     book = RuleBook(config.rules_folder, vocabulary(config))
     book.current()  # load now: errors are logged at start, not with the first mail
     workers = [MailboxWorker(m, engine, config, stop, book) for m in config.mailboxes]
+    mailer = OutboxWorker(engine, config) if config.smtp is not None else None
+    if mailer is None:
+        log.warning("no [smtp] configured: outbound mail stays in the outbox")
+    elif not once:
+        mailer.start()
     log.info("ticketgate running: %d mailbox(es)%s", len(workers), " (once)" if once else "")
     try:
         results = await asyncio.gather(*(w.run(once) for w in workers))
+        if mailer is not None and once:
+            await mailer.flush()
     finally:
+        if mailer is not None:
+            mailer.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return {w.cfg.name: r for w, r in zip(workers, results, strict=True)}

@@ -36,6 +36,7 @@ class Contact(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     address: str = Field(max_length=320, unique=True)
     name: str = Field(default="", max_length=255)
+    language: str | None = Field(default=None, max_length=8)
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
     created_at: datetime = _stamp()
 
@@ -180,3 +181,35 @@ class RuleHit(SQLModel, table=True):
     actions: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     reasons: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = _stamp()
+
+
+class OutboxMail(SQLModel, table=True):
+    """A mail to send, written in the transaction of the event that caused it."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    message_row: int = Field(foreign_key="message.id")  # its Message (direction out)
+    template: str = Field(max_length=100)
+    language: str = Field(default="en", max_length=8)
+    audience: str = Field(max_length=20)  # customer | agent | watcher
+    recipients: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of addresses
+    primary_address: str = Field(default="", max_length=320, index=True)  # for rate limits
+    context: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    status: str = Field(default="pending", max_length=12, index=True)  # pending sending sent failed
+    attempts: int = 0
+    next_attempt_at: datetime = _stamp()
+    claimed_until: datetime | None = _stamp(nullable=True)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    sent_at: datetime | None = _stamp(nullable=True)
+    created_at: datetime = _stamp()
+
+
+class Suppression(SQLModel, table=True):
+    """A recipient we do not mail (hard bounce) until the given time."""
+
+    address: str = Field(primary_key=True, max_length=320)
+    until: datetime = _stamp()
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")

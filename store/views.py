@@ -7,7 +7,16 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from store.models import Attachment, Contact, Message, QuarantinedMail, RuleHit, Ticket, Watcher
+from store.models import (
+    Attachment,
+    Contact,
+    Message,
+    OutboxMail,
+    QuarantinedMail,
+    RuleHit,
+    Ticket,
+    Watcher,
+)
 
 
 def ticket_rows(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
@@ -71,6 +80,7 @@ def _message(session: Session, message: Message) -> dict[str, Any]:
     ).all()
     return {
         "kind": message.kind,
+        "direction": message.direction,
         "public": message.public,
         "from": message.from_address,
         "to": json.loads(message.to),
@@ -102,4 +112,20 @@ def quarantine_rows(session: Session, include_resolved: bool = False) -> list[di
             "resolution": q.resolution,
         }
         for q in session.exec(query).all()
+    ]
+
+
+def outbox_rows(session: Session, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """Outbound mails, newest first."""
+    query = (select(OutboxMail, Ticket.number).join(Ticket, col(Ticket.id) == col(OutboxMail.ticket_id))
+             .order_by(col(OutboxMail.id).desc()).limit(limit))
+    if status:
+        query = query.where(OutboxMail.status == status)
+    return [
+        {"id": row.id, "ticket": number, "template": row.template, "status": row.status,
+         "recipients": [r["address"] for r in json.loads(row.recipients)],
+         "attempts": row.attempts, "last_error": row.last_error,
+         "next_attempt_at": row.next_attempt_at.isoformat(timespec="seconds"),
+         "sent_at": row.sent_at.isoformat(timespec="seconds") if row.sent_at else None}
+        for row, number in session.exec(query).all()
     ]

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.slow
 
 def _stored(engine: Engine) -> tuple[int, set[str]]:
     with transaction(engine) as session:
-        count = session.exec(select(func.count()).select_from(Message)).one()
-        ids = set(session.exec(select(Message.message_id)).all())
+        inbound = Message.direction == "in"
+        count = session.exec(select(func.count()).select_from(Message).where(inbound)).one()
+        ids = set(session.exec(select(Message.message_id).where(inbound)).all())
     return count, ids
 
 

@@ -28,7 +28,7 @@ def _config(engine: Engine, dovecot: Dovecot, folder: str, **extra: Any) -> Conf
 
 def _stored_ids(engine: Engine) -> list[str]:
     with transaction(engine) as session:
-        return sorted(session.exec(select(Message.message_id)).all())
+        return sorted(session.exec(select(Message.message_id).where(Message.direction == "in")).all())
 
 
 async def test_200_mails_become_200_messages_exactly_once(engine: Engine, dovecot: Dovecot,

@@ -1,0 +1,217 @@
+"""Who gets what: the outbound mails an inbound event causes, queued in its transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from gateway.config import AgentConfig, Config
+from gateway.guard import Verdict
+from gateway.numbers import token
+from gateway.outbox import Recipient, ack_allowed, enqueue, suppress
+from gateway.parse import ParsedMail
+from gateway.policy import Decisions
+from gateway.render import customer_status
+from store.models import Contact, Message, Ticket, Watcher
+
+log = logging.getLogger("gateway.notify")
+
+
+def language_for(config: Config, ticket: Ticket, contact: Contact | None) -> str:
+    """The contact's language, else the channel's, else the default."""
+    if contact is not None and contact.language:
+        return contact.language
+    channel = config.channel(ticket.channel)
+    return (channel.language if channel else None) or config.outbound.language
+
+
+def ticket_context(config: Config, ticket: Ticket, language: str) -> dict[str, Any]:
+    """The ticket as templates see it."""
+    url = config.outbound.portal_url.format(number=ticket.number) if config.outbound.portal_url else ""
+    channel = config.channel(ticket.channel) or config.channels[0]
+    return {
+        "ticket": {"number": ticket.number, "subject": ticket.subject, "status": ticket.status,
+                   "priority": ticket.priority, "channel": ticket.channel, "source": ticket.source,
+                   "url": url},
+        "status": customer_status(ticket.status, language),
+        "token": token(ticket.number),
+        "channel": {"name": channel.name, "display_name": channel.display_name,
+                    "address": channel.address},
+        "language": language,
+        "message": None, "agent": None, "results": [], "reason": "",
+    }
+
+
+def message_context(message: Message | None, public_only: bool) -> dict[str, str] | None:
+    """A message for a template; internal notes never reach customer templates."""
+    if message is None or (public_only and not message.public):
+        return None
+    return {"author": message.from_name or message.from_address, "text": message.text,
+            "subject": message.subject}
+
+
+class Planner:
+    """Queues the mails of one event; collects notes on what was held back and why."""
+
+    def __init__(self, session: Session, config: Config, ticket: Ticket, now: datetime) -> None:
+        self.session, self.config, self.ticket, self.now = session, config, ticket, now
+        self.notes: list[str] = []
+        channel = config.channel(ticket.channel) or config.channels[0]
+        self.channel = channel
+        self.customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
+
+    def agents(self) -> list[AgentConfig]:
+        """The agents who work this ticket's channel."""
+        return [a for a in self.config.agents if a.works(self.ticket.channel)]
+
+    def to_customer(self, template: str, about: Message | None, *, auto: str,
+                    recipients: Sequence[Recipient] | None = None,
+                    extra: dict[str, Any] | None = None) -> None:
+        """One mail to the customer (and any CC recipients given)."""
+        if recipients is None:
+            if self.customer is None:
+                self.notes.append(f"{template} not sent: ticket has no customer")
+                return
+            recipients = [Recipient(self.customer.address, self.customer.name)]
+        if self.ticket.source == "portal" and template in ("customer/status_changed", "customer/closed"):
+            template = "portal/ticket_update"
+        language = language_for(self.config, self.ticket, self.customer)
+        context = ticket_context(self.config, self.ticket, language)
+        context["recipient"] = {"address": recipients[0].address, "name": recipients[0].name}
+        context["message"] = message_context(about, public_only=True)
+        context.update(extra or {})
+        self._queue(template, "customer", recipients, context, about, auto,
+                    reply_to=self.channel.address, from_name=self.channel.display_name)
+
+    def to_agent(self, template: str, agent: AgentConfig, about: Message | None,
+                 extra: dict[str, Any] | None = None) -> None:
+        """One mail to one agent (each agent gets their own, with their own Reply-To)."""
+        language = language_for(self.config, self.ticket, None)
+        context = ticket_context(self.config, self.ticket, language)
+        context["recipient"] = {"address": agent.address, "name": agent.display_name}
+        context["message"] = message_context(about, public_only=False)
+        context.update(extra or {})
+        self._queue(template, "agent", [Recipient(agent.address, agent.display_name)], context,
+                    about, "auto-generated", reply_to=self.reply_address(agent),
+                    from_name=self.channel.display_name)
+
+    def reply_address(self, agent: AgentConfig) -> str:
+        """Where an agent's reply goes (the channel address; signed per agent when enabled)."""
+        from gateway.agents import signed_reply_address
+
+        return signed_reply_address(self.config, self.channel.address, self.ticket.number, agent)
+
+    def _queue(self, template: str, audience: str, recipients: Sequence[Recipient],
+               context: dict[str, Any], about: Message | None, auto: str, *, reply_to: str,
+               from_name: str) -> None:
+        refs = (about.references or "").split() if about else []
+        enqueue(self.session, self.config, self.ticket, template, audience, recipients, context,
+                now=self.now, auto_submitted=auto,
+                in_reply_to=about.message_id if about else None, references=refs,
+                reply_to=reply_to, from_name=from_name, from_address=self.channel.address)
+
+    def auto_reply(self, template: str, inbound: Message, verdict: Verdict) -> None:
+        """An automatic reply to the sender of inbound, unless that could start a loop."""
+        assert self.ticket.id is not None
+        if verdict.automatic:
+            self.notes.append(f"no {template}: the mail is automatic ({verdict.label})")
+            return
+        address = inbound.from_address
+        own = self.config.own_addresses()
+        if not address or address in own or address.rpartition("@")[2] in self.config.own_domains:
+            self.notes.append(f"no {template}: sender {address or '(none)'} is one of ours")
+            return
+        held = ack_allowed(self.session, self.config, address, self.ticket.id, self.now)
+        if held is not None:
+            self.notes.append(f"no {template}: {held}")
+            log.warning("%s %s held back: %s", self.ticket.number, template, held)
+            return
+        self.to_customer(template, inbound, auto="auto-replied",
+                         recipients=[Recipient(address, inbound.from_name)])
+
+    def status_changed(self, about: Message | None) -> None:
+        """Tell the customer the ticket's new status (closing has its own template)."""
+        closed = self.ticket.status in ("resolved", "closed")
+        self.to_customer("customer/closed" if closed else "customer/status_changed", about,
+                         auto="auto-generated")
+
+
+def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Message,
+                  mail: ParsedMail, outcome: str, verdict: Verdict, decisions: Decisions,
+                  rules_changed_status: bool, now: datetime) -> list[str]:
+    """Queue the mails a stored inbound message causes; returns notes on mails held back."""
+    plan = Planner(session, config, ticket, now)
+    customer_message = inbound.kind == "customer"
+    if outcome == "created" and customer_message:
+        template = decisions.action("auto_reply")
+        if template is None:
+            template = "portal/ticket_update" if ticket.source == "portal" else "customer/acknowledgement"
+        if template is not False:
+            plan.auto_reply(template, inbound, verdict)
+        for agent in plan.agents():
+            plan.to_agent("agent/new_ticket", agent, inbound)
+    elif outcome == "followup" and customer_message:
+        for agent in _agents_to_tell(session, config, plan, ticket, inbound.from_address):
+            plan.to_agent("agent/new_message", agent, inbound)
+        copied = {a.address for a in [*mail.to, *mail.cc]}
+        for watcher in _watchers(session, ticket, exclude={inbound.from_address, *copied}, config=config):
+            plan.to_customer("watcher/update", inbound, auto="auto-generated",
+                             recipients=[Recipient(watcher)])
+    elif outcome == "rejected":
+        plan.auto_reply("customer/rejected_followup", inbound, verdict)
+    if rules_changed_status and not verdict.automatic:
+        plan.status_changed(inbound)
+    for request in decisions.action_list("notify"):
+        _notify(plan, session, config, ticket, request, inbound)
+    return plan.notes
+
+
+def _agents_to_tell(session: Session, config: Config, plan: Planner, ticket: Ticket,
+                    author: str) -> list[AgentConfig]:
+    """Owner and agent watchers; the channel's agents when nobody owns or watches it."""
+    watching = set(session.exec(select(Watcher.address).where(Watcher.ticket_id == ticket.id)).all())
+    chosen = [a for a in config.agents
+              if (a.name == ticket.owner or a.address in watching) and a.address != author]
+    return chosen or [a for a in plan.agents() if a.address != author]
+
+
+def _watchers(session: Session, ticket: Ticket, exclude: set[str], config: Config) -> list[str]:
+    """Non-agent watchers (CC'd people) to tell about public activity, minus exclude."""
+    agents = {a.address for a in config.agents}
+    customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
+    rows = session.exec(select(Watcher.address).where(Watcher.ticket_id == ticket.id)
+                        .order_by(col(Watcher.id))).all()
+    skip = exclude | agents | ({customer.address} if customer else set())
+    return [address for address in rows if address not in skip]
+
+
+def _notify(plan: Planner, session: Session, config: Config, ticket: Ticket,
+            request: dict[str, str], about: Message) -> None:
+    """A rule's notify action: a template to an audience."""
+    template, audience = request["template"], request["audience"]
+    if audience == "customer":
+        plan.to_customer(template, about, auto="auto-generated")
+    elif audience == "watchers":
+        for address in _watchers(session, ticket, exclude=set(), config=config):
+            plan.to_customer(template, about, auto="auto-generated", recipients=[Recipient(address)])
+    else:
+        agents = plan.agents() if audience == "agents" else [
+            a for a in config.agents if a.name == ticket.owner]
+        for agent in agents:
+            plan.to_agent(template, agent, about)
+
+
+def record_bounce(session: Session, config: Config, ticket: Ticket, mail: ParsedMail,
+                  now: datetime) -> list[str]:
+    """A hard bounce of one of our mails: suppress the failed recipients for a while."""
+    until = now + timedelta(days=config.outbound.bounce_suppress_days)
+    notes = []
+    for address, status in mail.delivery_status:
+        if status.startswith("5."):
+            suppress(session, address, until, f"hard bounce {status} ({mail.message_id})", ticket.id)
+            notes.append(f"{address} suppressed until {until:%Y-%m-%d} (DSN {status})")
+    return notes

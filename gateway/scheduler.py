@@ -1,0 +1,58 @@
+"""Timed work on APScheduler: the outbox flush, and retries at the time they fall due."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from gateway.config import Config
+from gateway.mailer import MailSender, SmtpSender
+from gateway.outbox import FlushResult, flush_outbox_once
+from gateway.render import Renderer
+
+log = logging.getLogger("gateway.scheduler")
+
+
+class OutboxWorker:
+    """Flushes the outbox now and then, and exactly when the next retry is due."""
+
+    def __init__(self, engine: Engine, config: Config,
+                 sender: Callable[[], MailSender] | None = None) -> None:
+        if sender is None:
+            smtp = config.smtp
+            if smtp is None:
+                raise ValueError("no [smtp] configured and no sender given")
+            sender = lambda: SmtpSender(smtp)  # noqa: E731
+        self.engine, self.config, self.sender = engine, config, sender
+        self.renderer = Renderer(config.templates_folder)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        """Begin the periodic flush (the service's event loop must be running)."""
+        self.scheduler.add_job(self.flush, "interval", seconds=self.config.outbound.flush_seconds,
+                               id="outbox-flush", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop scheduling; a flush in progress finishes."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def flush(self) -> FlushResult:
+        """One pass; schedules the next retry at its due time."""
+        async with self._lock:
+            result = await flush_outbox_once(self.engine, self.config, self.sender, self.renderer)
+        if result.sent or result.retried or result.failed:
+            log.info("outbox: %d sent, %d to retry, %d failed", result.sent, result.retried,
+                     result.failed)
+        if result.next_due is not None and self.scheduler.running:
+            self.scheduler.add_job(self.flush, "date", run_date=max(result.next_due, datetime.now(UTC)),
+                                   id="outbox-retry", replace_existing=True)
+        return result
