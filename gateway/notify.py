@@ -146,7 +146,7 @@ def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Mes
     """Queue the mails a stored inbound message causes; returns notes on mails held back."""
     plan = Planner(session, config, ticket, now)
     customer_message = inbound.kind == "customer"
-    if outcome == "created" and customer_message:
+    if outcome == "created":
         template = decisions.action("auto_reply")
         if template is None:
             template = "portal/ticket_update" if ticket.source == "portal" else "customer/acknowledgement"
