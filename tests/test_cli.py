@@ -33,6 +33,8 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 def test_check_accepts_the_example_config(capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICKETGATE_IMAP_PASSWORD", "s3cret-value")
+    monkeypatch.setenv("TICKETGATE_SMTP_PASSWORD", "another-value")
+    monkeypatch.setenv("TICKETGATE_SECRET", "hmac-secret")
     code, out, _ = _run(capsys, "--config", str(ROOT / "config.example.toml"), "check")
     assert code == 0 and "OK" in out
 
