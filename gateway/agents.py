@@ -1,18 +1,27 @@
-"""Agents: signed reply addresses that prove a mail comes from the agent it names."""
+"""Agents: who wrote a mail, and the proof that an agent's mail really is the agent's.
+
+A From header is typed by anyone. An agent's mail counts as the agent's only with proof:
+it was sent to the signed reply address our notification gave that agent
+(``support+T20261123.0007.<hmac>@example.com``; ``support+new.<hmac>@…`` for new tickets),
+or a mail server the admin trusts says DKIM or SPF passed for the agent's domain.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 
 from gateway.config import AgentConfig, Config
+from gateway.parse import ParsedMail
 
-_SIGNED = re.compile(r"^(?P<local>[^+@]+)\+(?P<ticket>[A-Za-z0-9.]+)\.(?P<mac>[0-9a-f]{16})@(?P<domain>.+)$")
+_SIGNED = re.compile(r"^(?P<local>[^+@]+)\+(?P<ticket>[a-z0-9.]+)\.(?P<mac>[0-9a-f]{16})@(?P<domain>.+)$")
+NEW_TICKET = "NEW"
 
 
 def reply_mac(secret: str, ticket: str, agent: str) -> str:
-    """The HMAC that binds a ticket to an agent.
+    """The HMAC that binds a ticket (or NEW) to an agent.
 
     >>> reply_mac("s3cret", "T20261123.0007", "alice@example.com")
     'd4b5c490b1aa71b4'
@@ -26,15 +35,67 @@ def signed_reply_address(config: Config, channel_address: str, ticket: str, agen
     if not config.secret:
         return channel_address
     local, _, domain = channel_address.partition("@")
-    return f"{local}+{ticket}.{reply_mac(config.secret, ticket, agent.address)}@{domain}"
+    return f"{local}+{ticket.lower()}.{reply_mac(config.secret, ticket, agent.address)}@{domain}"
 
 
 def verify_reply_address(config: Config, address: str, sender: str) -> str | None:
-    """The ticket number a signed address is valid for when sender is the agent it was made
-    for; None otherwise."""
+    """The ticket number (or NEW) a signed address was made for, when it was made for sender."""
     found = _SIGNED.match(address.lower())
     if not config.secret or found is None:
         return None
     ticket = found.group("ticket").upper()
     expected = reply_mac(config.secret, ticket, sender)
     return ticket if hmac.compare_digest(expected, found.group("mac")) else None
+
+
+def authenticated(config: Config, mail: ParsedMail, sender: str) -> str | None:
+    """'dkim' or 'spf' when a trusted server's Authentication-Results vouch for sender."""
+    if not config.trusted_authservers:
+        return None
+    domain = sender.rpartition("@")[2]
+    for header in mail.headers.get("authentication-results", []):
+        server, _, results = header.partition(";")
+        words = server.split()
+        if not words or words[0].lower() not in config.trusted_authservers:
+            continue
+        for method, identity in (("dkim", r"header\.(?:d|i)=@?([^\s;]+)"),
+                                 ("spf", r"smtp\.mailfrom=([^\s;]+)")):
+            for part in results.split(";"):
+                part = part.strip().lower()
+                if not part.startswith(f"{method}=pass"):
+                    continue
+                found = re.search(identity, part)
+                if found and found.group(1).rpartition("@")[2] == domain:
+                    return method
+    return None
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote a mail: an agent (proven or not) or a customer."""
+
+    agent: AgentConfig | None
+    proof: str | None  # "signed address", "dkim", "spf"; None: unproven
+    signed_ticket: str | None = None  # the ticket (or NEW) a signed address names
+
+    @property
+    def proven_agent(self) -> AgentConfig | None:
+        """The agent, only when the mail proves it is theirs."""
+        return self.agent if self.proof else None
+
+
+def identify_author(config: Config, mail: ParsedMail) -> Author:
+    """Identify stage: match the sender to an agent and look for the proof."""
+    sender = mail.from_.address if mail.from_ else ""
+    agent = next((a for a in config.agents if a.address == sender), None)
+    if agent is None:
+        return Author(None, None)
+    recipients = [a.address for a in [*mail.to, *mail.cc]]
+    recipients += [v.strip().strip("<>").lower() for name in ("delivered-to", "x-original-to")
+                   for v in mail.headers.get(name, [])]
+    for address in recipients:
+        ticket = verify_reply_address(config, address, sender)
+        if ticket is not None:
+            return Author(agent, "signed address", ticket)
+    method = authenticated(config, mail, sender)
+    return Author(agent, method)

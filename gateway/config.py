@@ -131,6 +131,7 @@ class Config:
     smtp: SmtpConfig | None = None
     outbound: OutboundConfig = OutboundConfig()
     secret: str = field(default="", repr=False)
+    trusted_authservers: tuple[str, ...] = ()  # Authentication-Results ids we believe
 
     def channel(self, name: str) -> ChannelConfig | None:
         """The channel called name, if configured."""
@@ -273,7 +274,7 @@ def load_config(path: Path | None = None) -> Config:
 def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data."""
     top = {"database", "mailbox", "tickets", "channel", "agent", "limits", "own_domains", "rules",
-           "templates", "smtp", "outbound", "secret", "secret_env"}
+           "templates", "smtp", "outbound", "secret", "secret_env", "trusted_authservers"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]}")
@@ -350,7 +351,15 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
         smtp=_smtp(source, raw["smtp"]) if "smtp" in raw else None,
         outbound=_outbound(source, raw.get("outbound", {}), channels),
         secret=_secret(source, raw),
+        trusted_authservers=_names(source, raw, "trusted_authservers"),
     )
+
+
+def _names(source: str, raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{source}: {key} must be a list of names, got {_show(value)}")
+    return tuple(v.lower() for v in value)
 
 
 def _smtp(source: str, table: Any) -> SmtpConfig:

@@ -9,6 +9,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from gateway.agentmail import AgentResult
+from gateway.agents import signed_reply_address
+from gateway.commands import Command
 from gateway.config import AgentConfig, Config
 from gateway.guard import Verdict
 from gateway.numbers import token
@@ -70,8 +73,12 @@ class Planner:
 
     def to_customer(self, template: str, about: Message | None, *, auto: str,
                     recipients: Sequence[Recipient] | None = None,
-                    extra: dict[str, Any] | None = None) -> None:
-        """One mail to the customer (and any CC recipients given)."""
+                    extra: dict[str, Any] | None = None, from_name: str | None = None,
+                    thread: Message | None = None) -> None:
+        """One mail to the customer (and any CC recipients given); never for internal tickets."""
+        if self.ticket.type == "internal":
+            self.notes.append(f"{template} not sent: internal ticket")
+            return
         if recipients is None:
             if self.customer is None:
                 self.notes.append(f"{template} not sent: ticket has no customer")
@@ -84,8 +91,8 @@ class Planner:
         context["recipient"] = {"address": recipients[0].address, "name": recipients[0].name}
         context["message"] = message_context(about, public_only=True)
         context.update(extra or {})
-        self._queue(template, "customer", recipients, context, about, auto,
-                    reply_to=self.channel.address, from_name=self.channel.display_name)
+        self._queue(template, "customer", recipients, context, thread or about, auto,
+                    reply_to=self.channel.address, from_name=from_name or self.channel.display_name)
 
     def to_agent(self, template: str, agent: AgentConfig, about: Message | None,
                  extra: dict[str, Any] | None = None) -> None:
@@ -101,8 +108,6 @@ class Planner:
 
     def reply_address(self, agent: AgentConfig) -> str:
         """Where an agent's reply goes (the channel address; signed per agent when enabled)."""
-        from gateway.agents import signed_reply_address
-
         return signed_reply_address(self.config, self.channel.address, self.ticket.number, agent)
 
     def _queue(self, template: str, audience: str, recipients: Sequence[Recipient],
@@ -215,3 +220,43 @@ def record_bounce(session: Session, config: Config, ticket: Ticket, mail: Parsed
             suppress(session, address, until, f"hard bounce {status} ({mail.message_id})", ticket.id)
             notes.append(f"{address} suppressed until {until:%Y-%m-%d} (DSN {status})")
     return notes
+
+
+def after_agent(session: Session, config: Config, ticket: Ticket, message: Message,
+                agent: AgentConfig, handled: AgentResult, now: datetime) -> list[str]:
+    """A proven agent's mail: relay a public reply to the customer, report the commands."""
+    plan = Planner(session, config, ticket, now)
+    if handled.outcome == "created" and ticket.type == "request":
+        plan.to_customer("customer/acknowledgement", None, auto="auto-replied")
+    elif handled.public and message.text.strip():
+        customer = plan.customer
+        recipients = [Recipient(customer.address, customer.name)] if customer else []
+        recipients += [Recipient(w, kind="cc") for w in _watchers(session, ticket, set(), config)]
+        if recipients:
+            # Thread under the customer's last mail: the agent's own Message-ID stays private.
+            last = session.exec(
+                select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
+                                      Message.kind == "customer")
+                .order_by(col(Message.id).desc())
+            ).first()
+            plan.to_customer("customer/agent_reply", message, auto="no", recipients=recipients,
+                             extra={"agent": {"display_name": agent.display_name}},
+                             from_name=agent.display_name, thread=last)
+    elif handled.status_changed:
+        plan.status_changed(None)
+    if handled.results:
+        plan.to_agent("agent/command_result", agent, message,
+                      extra={"results": handled.results, "reason": ""})
+    return plan.notes
+
+
+def unproven_agent(session: Session, config: Config, ticket: Ticket, message: Message,
+                   agent: AgentConfig, commands: Sequence[Command], now: datetime) -> list[str]:
+    """A mail that only claims to be from an agent: stored as ordinary text; the agent hears why."""
+    plan = Planner(session, config, ticket, now)
+    reason = ("This mail came from your address but without proof that you sent it: it was not "
+              "sent to your signed reply address and no trusted mail server confirmed it "
+              "(DKIM/SPF). It was stored as an ordinary message and relayed to nobody.")
+    results = [f"{c.line}: not executed (unproven sender)" for c in commands]
+    plan.to_agent("agent/command_result", agent, message, extra={"results": results, "reason": reason})
+    return [*plan.notes, f"unproven mail from agent {agent.name}: commands not executed"]

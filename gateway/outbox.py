@@ -214,7 +214,8 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
         mail["References"] = " ".join(f"<{ref}>" for ref in message.references.split())
     mail["Auto-Submitted"] = meta["auto_submitted"]
     mail["X-Auto-Response-Suppress"] = "All"
-    mail["Precedence"] = "bulk" if meta["auto_submitted"] != "no" else "normal"
+    if meta["auto_submitted"] != "no":  # an agent's reply is a human's mail
+        mail["Precedence"] = "bulk"
     mail["X-Loop"] = meta["from_address"]
     mail.set_content(rendered.text)
     mail.add_alternative(rendered.html, subtype="html")

@@ -13,16 +13,29 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, select
 
+from gateway.agentmail import agent_mail
+from gateway.agents import NEW_TICKET, identify_author
+from gateway.commands import Command, plan_commands, split_commands
 from gateway.config import Config
 from gateway.followup import ThreadMatch, find_thread
 from gateway.guard import Verdict, inspect
-from gateway.notify import after_inbound, record_bounce
+from gateway.notify import after_agent, after_inbound, record_bounce, unproven_agent
 from gateway.numbers import counter_scope, format_number, ticket_subject
 from gateway.parse import ParsedMail, message_key, parse_mail
 from gateway.policy import apply, decide, describe_drop, mail_facts
+from gateway.quoting import trim_reply
 from gateway.rules import Rule
 from store.db import transaction
-from store.models import Attachment, LedgerEntry, Message, QuarantinedMail, Ticket, utcnow
+from store.models import (
+    Attachment,
+    Contact,
+    LedgerEntry,
+    Message,
+    QuarantinedMail,
+    Ticket,
+    Watcher,
+    utcnow,
+)
 from store.queries import (
     SessionThreadIndex,
     add_watcher,
@@ -147,11 +160,18 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
             return Disposition("duplicate", mail.message_id, number, "Message-ID already stored")
         agents = frozenset(a.address for a in config.agents)
         match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets)
+        author = identify_author(config, mail)
+        agent = author.proven_agent if not verdict.automatic else None
         joined = session.get(Ticket, match.ticket.id) if match.ticket else None
+        if agent is not None and joined is None and author.signed_ticket not in (None, NEW_TICKET):
+            # the signed reply address itself names the ticket
+            joined = session.exec(select(Ticket).where(Ticket.number == author.signed_ticket)).first()
+        commands, rest = split_commands(mail.text)
         facts = mail_facts(session, config, mail, verdict, source=raw.source, channel=raw.channel,
-                           mailbox=raw.mailbox, now=now, ticket=joined)
+                           mailbox=raw.mailbox, now=now, ticket=joined,
+                           author="agent" if agent else "customer")
         events = ["message.received"]
-        if joined is None or _opens_new(config, joined, verdict):
+        if joined is None or (agent is None and _opens_new(config, joined, verdict)):
             events.append("ticket.created")
         decisions = decide(rules, events, facts)
         dropped = decisions.dropped
@@ -161,8 +181,27 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
             log.info("%s %s", mail.message_id, note)
             return Disposition("dropped", mail.message_id, None, note)
         old_status = joined.status if joined else None
-        ticket, outcome, detail = _ticket_for(session, config, raw, mail, verdict, match, now)
-        if old_status is not None and ticket.id == joined.id and ticket.status != old_status:  # type: ignore[union-attr]
+        handled = None
+        closing = False
+        if agent is not None:
+            plan = plan_commands(config, commands, by_agent=True)
+            handled = agent_mail(
+                session, config, mail, joined, agent, plan, now=now,
+                open_ticket=lambda cid, oid, kind: _new_ticket(session, config, raw, mail, now,
+                                                               cid, oid, kind))
+        if handled is not None:
+            ticket, outcome, kind, public = handled.ticket, handled.outcome, handled.kind, handled.public
+            text, detail = trim_reply(rest), f"agent {agent.name if agent else ''} ({author.proof})"
+        else:
+            ticket, outcome, detail = _ticket_for(session, config, raw, mail, verdict, match, now)
+            kind = "bounce" if "bounce" in verdict.classes else (
+                "auto-reply" if verdict.automatic else "customer")
+            public, text = True, mail.text
+            closing = _customer_close(session, config, ticket, mail, commands, kind, outcome)
+            if closing:
+                text = rest
+        if old_status is not None and joined is not None and ticket.id == joined.id \
+                and ticket.status != old_status and handled is None:
             facts.status = ticket.status
             later = ["ticket.status_changed"]
             if old_status in REOPENABLE | CLOSED:
@@ -170,20 +209,18 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
             for event, result in decide(rules, later, facts).outcomes:
                 decisions.add(event, result)
         assert ticket.id is not None
-        kind = "bounce" if "bounce" in verdict.classes else (
-            "auto-reply" if verdict.automatic else "customer")
         message = Message(
-            ticket_id=ticket.id, direction="in", kind=kind, public=True,
+            ticket_id=ticket.id, direction="in", kind=kind, public=public,
             message_id=mail.message_id, message_key=key, content_hash=fingerprint,
             in_reply_to=" ".join(mail.in_reply_to) or None,
             references=" ".join(mail.references) or None,
             from_address=mail.from_.address if mail.from_ else "",
-            from_name=mail.from_.name if mail.from_ else "",
+            from_name=(agent.display_name if agent else None) or (mail.from_.name if mail.from_ else ""),
             to=json.dumps([a.address for a in mail.to]),
             cc=json.dumps([a.address for a in mail.cc]),
-            subject=mail.subject, text=mail.text, html=mail.html,
+            subject=mail.subject, text=text, html="" if handled else mail.html,
             classification=verdict.label, defects="\n".join(mail.defects)[:10000],
-            mailbox=raw.mailbox,
+            mailbox=raw.mailbox, created_at=now,
         )
         session.add(message)
         session.flush()
@@ -196,8 +233,14 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
         if kind == "customer":
             _add_watchers(session, config, ticket.id, mail)
         rules_changed_status = apply(session, config, ticket, decisions, message.id)
-        notes = after_inbound(session, config, ticket, message, mail, outcome, verdict, decisions,
-                              rules_changed_status, now)
+        if handled is not None and agent is not None:
+            notes = after_agent(session, config, ticket, message, agent, handled, now)
+        else:
+            notes = after_inbound(session, config, ticket, message, mail, outcome, verdict,
+                                  decisions, rules_changed_status or (kind == "customer" and closing),
+                                  now)
+            if author.agent is not None and not verdict.automatic:
+                notes += unproven_agent(session, config, ticket, message, author.agent, commands, now)
         if kind == "bounce":
             notes += record_bounce(session, config, ticket, mail, now)
         if notes:
@@ -205,6 +248,22 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
         _ledger(session, raw, key, outcome, ticket.number, detail)
         log.info("%s %s %s (%s)", mail.message_id, outcome, ticket.number, match.via)
         return Disposition(outcome, mail.message_id, ticket.number, detail)
+
+
+def _customer_close(session: Session, config: Config, ticket: Ticket, mail: ParsedMail,
+                    commands: list[Command], kind: str, outcome: str) -> bool:
+    """A customer's '#close' on their own ticket closes it; other commands stay plain text."""
+    if kind != "customer" or outcome != "followup" or not any(c.name == "close" for c in commands):
+        return False
+    sender = mail.from_.address if mail.from_ else ""
+    customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
+    watching = session.exec(select(Watcher.id).where(Watcher.ticket_id == ticket.id,
+                                                     Watcher.address == sender)).first()
+    if (customer is None or customer.address != sender) and watching is None:
+        return False
+    ticket.status = "closed"
+    ticket.closed_at = ticket.updated_at = utcnow()
+    return True
 
 
 def _opens_new(config: Config, ticket: Ticket, verdict: Verdict) -> bool:
@@ -244,24 +303,30 @@ def _ticket_for(session: Session, config: Config, raw: RawMail, mail: ParsedMail
 
 def _open_ticket(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
                  now: datetime, linked: int | None) -> Ticket:
-    scope = counter_scope(config.tickets, now)
-    number = format_number(config.tickets, scope, next_counter(session, scope))
+    """A new ticket whose customer is the mail's sender."""
     contact = contact_for(session, mail.from_) if mail.from_ else None
-    ticket = Ticket(
-        number=number,
-        subject=ticket_subject(config.tickets, mail.subject)[:1000],
-        status="new",
-        channel=raw.channel,
-        source=raw.source,
-        customer_id=contact.id if contact else None,
-        organisation_id=contact.organisation_id if contact else None,
-        linked_ticket_id=linked,
-    )
-    session.add(ticket)
-    session.flush()
+    ticket = _new_ticket(session, config, raw, mail, now, contact.id if contact else None,
+                         contact.organisation_id if contact else None, "mail", linked)
     assert ticket.id is not None
     if contact is not None:
         add_watcher(session, ticket.id, contact.address, "customer")
+    return ticket
+
+
+def _new_ticket(session: Session, config: Config, raw: RawMail, mail: ParsedMail, now: datetime,
+                customer_id: int | None, organisation_id: int | None, kind: str,
+                linked: int | None = None) -> Ticket:
+    """A numbered ticket row (mail, request on a customer's behalf, or internal)."""
+    scope = counter_scope(config.tickets, now)
+    ticket = Ticket(
+        number=format_number(config.tickets, scope, next_counter(session, scope)),
+        subject=ticket_subject(config.tickets, mail.subject)[:1000],
+        status="new", channel=raw.channel, source=raw.source, type=kind,
+        customer_id=customer_id, organisation_id=organisation_id, linked_ticket_id=linked,
+        created_at=now, updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
     return ticket
 
 

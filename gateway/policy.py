@@ -47,7 +47,7 @@ class Decisions:
 
 def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verdict, *,
                source: str, channel: str, mailbox: str, now: datetime,
-               ticket: Ticket | None = None) -> Facts:
+               ticket: Ticket | None = None, author: str = "customer") -> Facts:
     """What conditions see of this mail (and of the ticket it joins, if any)."""
     sender = mail.from_
     known = False
@@ -57,7 +57,6 @@ def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verd
         organisation = session.exec(
             select(Organisation.name).where(Organisation.domain == sender.domain)
         ).first()
-    agents = {a.address for a in config.agents}
     return Facts(
         source=source,
         channel=ticket.channel if ticket else channel,
@@ -73,7 +72,7 @@ def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verd
         customer_known=known,
         status=ticket.status if ticket else "new",
         priority=ticket.priority if ticket else 5,
-        author="agent" if sender is not None and sender.address in agents else "customer",
+        author=author,
         auto_submitted=verdict.automatic,
         local_time=now.astimezone(config.tickets.zone),
     )

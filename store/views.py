@@ -39,6 +39,7 @@ def _ticket_head(ticket: Ticket, customer: str | None) -> dict[str, Any]:
         "channel": ticket.channel,
         "activity_type": ticket.activity_type,
         "source": ticket.source,
+        "type": ticket.type,
         "customer": customer,
         "created_at": ticket.created_at.isoformat(timespec="seconds"),
     }

@@ -1,0 +1,134 @@
+"""Commands: '#status waiting' and friends on the first lines of a mail body (DESIGN 6)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+from gateway.config import Config
+from gateway.ruleload import STATUSES
+
+KNOWN = ("status", "priority", "assign", "channel", "category", "activity", "watch", "internal",
+         "close", "customer")
+_LINE = re.compile(r"^#([a-z_]+)(?:[ \t]+(.*?))?\s*$", re.IGNORECASE)
+STATUS_WORDS = {"waiting": "waiting_external", "pending": "waiting_external", "wait": "waiting_external"}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line as written."""
+
+    name: str
+    argument: str
+    line: str
+
+
+def split_commands(text: str) -> tuple[list[Command], str]:
+    """Commands from the top of text (blank lines allowed between them) and the rest.
+
+    >>> cmds, rest = split_commands("#status waiting\\n#priority 7\\n\\nHello!")
+    >>> [(c.name, c.argument) for c in cmds], rest
+    ([('status', 'waiting'), ('priority', '7')], 'Hello!')
+    >>> split_commands("#hashtag is not a command\\nHi")[0]
+    []
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    commands: list[Command] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        if not line:
+            index += 1
+            continue
+        found = _LINE.match(line)
+        if found is None or found.group(1).lower() not in KNOWN:
+            break
+        commands.append(Command(found.group(1).lower(), (found.group(2) or "").strip(), line))
+        index += 1
+    if not commands:
+        return [], text
+    return commands, "\n".join(lines[index:]).strip()
+
+
+@dataclass
+class Plan:
+    """What valid commands ask for; problems with invalid ones, in words for the agent."""
+
+    status: str | None = None
+    priority: int | None = None
+    owner: str | None = None
+    channel: str | None = None
+    categories: tuple[str, ...] = ()
+    activity_type: str | None = None
+    watchers: tuple[str, ...] = ()
+    internal: bool = False
+    customer: tuple[str, str] | None = None  # (name, address) for a ticket on their behalf
+    results: tuple[str, ...] = ()
+
+
+def plan_commands(config: Config, commands: list[Command], by_agent: bool) -> Plan:
+    """Check every command; valid ones go into the plan, invalid ones only into results."""
+    plan = Plan()
+    results: list[str] = []
+    for command in commands:
+        if not by_agent and command.name != "close":
+            continue  # customers may only close; anything else is plain text
+        problem = _apply(config, plan, command)
+        results.append(f"{command.line}: {problem or 'done'}")
+    plan.results = tuple(results)
+    return plan
+
+
+def _apply(config: Config, plan: Plan, command: Command) -> str | None:
+    """Put one command into the plan; the reason it is invalid otherwise."""
+    name, arg = command.name, command.argument
+    if name == "status":
+        status = STATUS_WORDS.get(arg.lower(), arg.lower())
+        if status not in STATUSES:
+            return f"unknown status {arg!r} (use one of {', '.join(STATUSES)})"
+        plan.status = status
+    elif name == "close":
+        plan.status = "closed"
+    elif name == "priority":
+        if not arg.isdigit() or not 1 <= int(arg) <= 9:
+            return f"priority must be a number from 1 to 9, got {arg!r}"
+        plan.priority = int(arg)
+    elif name == "assign":
+        agent = next((a for a in config.agents if arg.lower() in (a.name.lower(), a.address)), None)
+        if agent is None:
+            return f"unknown agent {arg!r} (known: {', '.join(a.name for a in config.agents)})"
+        plan.owner = agent.name
+    elif name == "channel":
+        if config.channel(arg) is None:
+            return f"unknown channel {arg!r} (known: {', '.join(c.name for c in config.channels)})"
+        plan.channel = arg
+    elif name in ("category", "activity"):
+        if not arg:
+            return f"#{name} needs a name"
+        if name == "category":
+            plan.categories += (arg,)
+        else:
+            plan.activity_type = arg
+    elif name == "watch":
+        address = _address(arg)
+        if address is None:
+            return f"{arg!r} is not a valid address"
+        plan.watchers += (address,)
+    elif name == "internal":
+        plan.internal = True
+    elif name == "customer":
+        found = re.match(r"^(.*?)\s*<([^>]+)>$", arg) or re.match(r"^()(\S+@\S+)$", arg)
+        address = _address(found.group(2)) if found else None
+        if address is None or found is None:
+            return "needs a name and an address: #customer Jane Doe <jane@example.org>"
+        plan.customer = (found.group(1).strip().strip('"'), address)
+    return None
+
+
+def _address(text: str) -> str | None:
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
