@@ -1,0 +1,235 @@
+"""Agents answer from their mail client: relayed replies, internal notes, commands, proof."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from gateway.agents import reply_mac
+from gateway.config import Config, parse_config
+from gateway.mailer import SmtpSender
+from gateway.outbox import flush_outbox_once
+from gateway.pipeline import Disposition, RawMail, process
+from gateway.render import Renderer
+from gateway.service import run_service
+from store.db import transaction
+from store.models import Message, Ticket
+from tests.conftest import mail, mailbox_table
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServer
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+ALICE = {"address": "alice@example.com", "name": "alice", "display_name": "Alice Agent"}
+BOB = {"address": "bob@example.com", "name": "bob", "display_name": "Bob"}
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def agent_config(engine: Engine, smtp: SmtpServer, **extra: Any) -> Config:
+    raw: dict[str, Any] = {
+        "database": {"url": engine.url.render_as_string(hide_password=False)},
+        "secret": "test-secret",
+        "channel": [{"name": "support", "address": "support@example.com",
+                     "display_name": "ACME Support"},
+                    {"name": "hotline", "address": "hotline@example.com"}],
+        "agent": [ALICE, BOB],
+        "smtp": {"host": smtp.host, "port": smtp.port, "security": "none"},
+        "trusted_authservers": ["mx.example.com"],
+    }
+    raw.update(extra)
+    return parse_config(raw, "<test>")
+
+
+async def flush(engine: Engine, config: Config) -> None:
+    smtp = config.smtp
+    assert smtp is not None
+    await flush_outbox_once(engine, config, lambda: SmtpSender(smtp), Renderer(), T0)
+
+
+def agent_mail(n: str, to: str, body: str, subject: str = "Re: your ticket", headers: str = "",
+               sender: str = "Alice <alice@example.com>") -> bytes:
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <a-{n}@laptop.example.com>\r\n{headers}MIME-Version: 1.0\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n").encode()
+
+
+def ticket(engine: Engine, number: str | None) -> Ticket:
+    with transaction(engine) as session:
+        return session.exec(select(Ticket).where(Ticket.number == number)).one()
+
+
+async def open_ticket(engine: Engine, config: Config, smtp: SmtpServer) -> tuple[Disposition, str]:
+    """A customer ticket; returns it and the signed Reply-To of Alice's notification."""
+    created = process(engine, config, RawMail(mail("c1", "Drucker kaputt", "anna@acme.example",
+                                                   headers="Cc: bert@acme.example\r\n"), "in"), now=T0)
+    await flush(engine, config)
+    (note,) = smtp.handler.to("alice@example.com")
+    reply_to = note.message["Reply-To"]
+    assert reply_to.startswith("support+") and created.ticket_number.lower() in reply_to
+    return created, reply_to
+
+
+QUOTED = (
+    "Hallo Anna,\n\nbitte starten Sie den Drucker neu.\n\nViele Grüße\n-- \nAlice Agent\n"
+    "Phone +49 30 1234567 · alice@example.com\n\n"
+    "Am Mo., 23. Nov. 2026 um 10:00 schrieb Anna <anna@acme.example>:\n> Drucker kaputt\n> Body\n"
+)
+
+
+async def test_agent_reply_round_trip_over_imap_and_smtp(engine: Engine, smtp: SmtpServer,
+                                                         dovecot: Dovecot, folder: str) -> None:
+    config = agent_config(engine, smtp, mailbox=[mailbox_table(dovecot, folder)])
+    dovecot.append(mail(f"{folder}-c", "Drucker kaputt", "anna@acme.example",
+                        headers="Cc: bert@acme.example\r\n"), folder=folder)
+    await run_service(engine, config, once=True)
+    (note,) = smtp.handler.to("alice@example.com")
+    reply_to = note.message["Reply-To"]
+    reply = agent_mail(folder, reply_to, QUOTED, subject=f"Re: {note.message['Subject']}",
+                       headers=f"In-Reply-To: {note.message['Message-ID']}\r\n")
+    dovecot.append(reply, folder=folder)
+    await run_service(engine, config, once=True)
+    (answer,) = [d for d in smtp.handler.to("anna@acme.example")
+                 if d.message["Auto-Submitted"] == "no"]
+    msg = answer.message
+    assert msg["From"] == "Alice Agent <support@example.com>"
+    assert msg["Reply-To"] == "support@example.com"
+    assert msg["In-Reply-To"] == f"<m-{folder}-c@example.org>"
+    assert "bert@acme.example" in answer.rcpt_tos  # the CC watcher hears it too
+    text = msg.get_body(("plain",)).get_content()
+    assert "bitte starten Sie den Drucker neu." in text
+    assert "schrieb" not in text and "> Drucker" not in text and "+49 30" not in text
+    assert "alice@example.com" not in answer.data.decode("utf-8", "replace")
+    number = note.message["Subject"].split("]")[0].lstrip("[#")
+    assert ticket(engine, number).status == "waiting_external"
+    assert ticket(engine, number).owner == "alice"
+
+
+async def test_internal_note_never_reaches_the_customer(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    created, reply_to = await open_ticket(engine, config, smtp)
+    before = len(smtp.handler.delivered)
+    result = process(engine, config, RawMail(agent_mail("n", reply_to, "#internal\nCustomer is grumpy."),
+                                             "in"), now=T0)
+    assert result.ticket_number == created.ticket_number
+    await flush(engine, config)
+    assert smtp.handler.to("anna@acme.example")[1:] == [] and smtp.handler.to("bert@acme.example") == []
+    new = smtp.handler.delivered[before:]
+    assert [d.rcpt_tos for d in new] == [["alice@example.com"]]  # only the command result
+    with transaction(engine) as session:
+        note = session.exec(select(Message).where(Message.message_id == "a-n@laptop.example.com")).one()
+    assert (note.kind, note.public, note.text) == ("note", False, "Customer is grumpy.")
+
+
+async def test_forged_agent_mail_changes_nothing_and_is_reported(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    created, _ = await open_ticket(engine, config, smtp)
+    forged = agent_mail("f", "support@example.com", "#status closed\n#priority 9\nClose it.",
+                        subject=f"Re: [#{created.ticket_number}]")
+    result = process(engine, config, RawMail(forged, "in"), now=T0)
+    assert "unproven" in result.detail
+    after = ticket(engine, created.ticket_number)
+    assert (after.status, after.priority) == ("new", 5)
+    await flush(engine, config)
+    report = smtp.handler.to("alice@example.com")[-1].message
+    body = report.get_body(("plain",)).get_content()
+    assert "#status closed: not executed" in body and "without proof" in body
+    assert all(d.message["Auto-Submitted"] != "no" for d in smtp.handler.to("anna@acme.example"))
+
+
+async def test_untrusted_authentication_results_are_not_proof(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    created, _ = await open_ticket(engine, config, smtp)
+    for server, proven in (("evil.example", False), ("mx.example.com", True)):
+        headers = f"Authentication-Results: {server}; dkim=pass header.d=example.com; spf=fail\r\n"
+        result = process(engine, config, RawMail(
+            agent_mail(server, "support@example.com", "#priority 8\nOk.",
+                       subject=f"Re: [#{created.ticket_number}]", headers=headers), "in"), now=T0)
+        assert ("unproven" in result.detail) != proven
+        assert (ticket(engine, created.ticket_number).priority == 8) == proven
+
+
+COMMANDS = [
+    ("#status waiting_internal", {"status": "waiting_internal"}, "done"),
+    ("#status waiting", {"status": "waiting_external"}, "done"),
+    ("#status sleeping", {"status": "waiting_external"}, "unknown status 'sleeping'"),
+    ("#priority 7", {"priority": 7}, "done"),
+    ("#priority 10", {"priority": 5}, "priority must be a number from 1 to 9"),
+    ("#assign bob", {"owner": "bob"}, "done"),
+    ("#assign carol", {"owner": "alice"}, "unknown agent 'carol'"),
+    ("#channel hotline", {"channel": "hotline"}, "done"),
+    ("#channel sales", {"channel": "support"}, "unknown channel 'sales'"),
+    ("#category Hardware", {"categories": '["Hardware"]'}, "done"),
+    ("#activity Remote support", {"activity_type": "Remote support"}, "done"),
+    ("#watch boss@acme.example", {}, "done"),
+    ("#watch not-an-address", {}, "is not a valid address"),
+    ("#close", {"status": "closed"}, "done"),
+]
+
+
+@pytest.mark.parametrize(("line", "expected", "result"), COMMANDS, ids=[c[0] for c in COMMANDS])
+async def test_each_command(engine: Engine, smtp: SmtpServer, line: str, expected: dict[str, Any],
+                            result: str) -> None:
+    config = agent_config(engine, smtp)
+    created, reply_to = await open_ticket(engine, config, smtp)
+    process(engine, config, RawMail(agent_mail("cmd", reply_to, f"{line}\nThe reply text."), "in"), now=T0)
+    after = ticket(engine, created.ticket_number)
+    for key, value in expected.items():
+        assert getattr(after, key) == value, key
+    await flush(engine, config)
+    report = smtp.handler.to("alice@example.com")[-1].message.get_body(("plain",)).get_content()
+    assert f"{line}: " in report and result in report
+    (answer,) = [d for d in smtp.handler.to("anna@acme.example") if d.message["Auto-Submitted"] == "no"]
+    text = answer.message.get_body(("plain",)).get_content()
+    assert "The reply text." in text and line not in text  # commands never reach the customer
+
+
+async def test_customer_may_close_but_not_command(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    created, _ = await open_ticket(engine, config, smtp)
+    process(engine, config, RawMail(mail("p", f"Re: [#{created.ticket_number}]", "anna@acme.example",
+                                         body="#priority 9\nplease hurry"), "in"), now=T0)
+    assert ticket(engine, created.ticket_number).priority == 5
+    process(engine, config, RawMail(mail("x", f"Re: [#{created.ticket_number}]", "anna@acme.example",
+                                         body="#close\nSolved, thanks!"), "in"), now=T0)
+    assert ticket(engine, created.ticket_number).status == "closed"
+    await flush(engine, config)
+    assert any("Closed" in d.message["Subject"] for d in smtp.handler.to("anna@acme.example"))
+
+
+async def test_ticket_on_a_customers_behalf(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    headers = "Authentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n"
+    result = process(engine, config, RawMail(agent_mail(
+        "ob", "support@example.com", "#customer Carla Kunde <carla@kunde.example>\n\nShe called: VPN down.",
+        subject="Fwd: VPN", headers=headers), "in"), now=T0)
+    assert result.outcome == "created"
+    made = ticket(engine, result.ticket_number)
+    assert (made.type, made.subject) == ("request", "VPN")
+    await flush(engine, config)
+    (ack,) = smtp.handler.to("carla@kunde.example")
+    assert result.ticket_number in ack.message["Subject"]
+    customer_reply = mail("cr", f"Re: [#{result.ticket_number}] VPN", "carla@kunde.example")
+    follow = process(engine, config, RawMail(customer_reply, "in"), now=T0)
+    assert follow.ticket_number == result.ticket_number
+
+
+async def test_internal_ticket_sends_no_customer_mail(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    signed = f"support+new.{reply_mac('test-secret', 'NEW', 'alice@example.com')}@example.com"
+    result = process(engine, config, RawMail(agent_mail("it", signed, "#internal\nRenew the TLS cert.",
+                                                        subject="TLS cert"), "in"), now=T0)
+    made = ticket(engine, result.ticket_number)
+    assert (result.outcome, made.type, made.customer_id) == ("created", "internal", None)
+    await flush(engine, config)
+    assert all(d.rcpt_tos == ["alice@example.com"] or d.rcpt_tos == ["bob@example.com"]
+               for d in smtp.handler.delivered)
