@@ -1,4 +1,4 @@
-"""The ticketgate command line: check, run, ingest, tickets, quarantine."""
+"""The ticketgate command line: check, run, ingest, tickets, quarantine, outbox, rules, agents."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 
+from gateway.agents import NEW_TICKET, signed_reply_address
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, TicketgateError
 from gateway.explain import explain, render_text
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     olist.add_argument("--json", action="store_true")
     olist.add_argument("--status", choices=("pending", "sending", "sent", "failed"))
     osub.add_parser("flush", help="send every due mail now")
+    sub.add_parser("agents", help="agents and their personal addresses for new tickets")
     rules = sub.add_parser("rules", help="explain the routing rules")
     rsub = rules.add_subparsers(dest="action", required=True)
     rexplain = rsub.add_parser("explain", help="dry run: which rules would fire on a mail")
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "check":
             return _check(config)
+        if args.command == "agents":
+            return _agents(config)
         engine = _open_store(config)
         handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
                    "quarantine": _quarantine, "rules": _rules, "outbox": _outbox}[args.command]
@@ -118,6 +122,18 @@ def _rules_in_force(config: Config) -> list[Rule]:
     """The valid rules now; invalid files are reported on stderr and skipped."""
     book = RuleBook(config.rules_folder, vocabulary(config))
     return book.current()
+
+
+def _agents(config: Config) -> int:
+    """Each agent with the signed address that proves a new mail (#customer, #internal) is theirs."""
+    if not config.secret:
+        print("note: no secret configured: signed addresses are off; agents prove themselves "
+              "only through trusted_authservers (DKIM/SPF)", file=sys.stderr)
+    for agent in config.agents:
+        channels = ", ".join(agent.channels) or "all channels"
+        address = signed_reply_address(config, config.channels[0].address, NEW_TICKET, agent)
+        print(f"{agent.name}\t{agent.display_name} <{agent.address}>\t{channels}\tnew tickets: {address}")
+    return 0
 
 
 def _outbox(args: argparse.Namespace, config: Config, engine: Engine) -> int:
