@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 
 from gateway.config import Config
-from gateway.ruleload import STATUSES
+from gateway.rulecompile import STATUSES
 
 KNOWN = ("status", "priority", "assign", "channel", "category", "activity", "watch", "internal",
          "close", "customer")
