@@ -195,7 +195,8 @@ class _Generator:
     def _message_id(self, domain: str) -> str:
         token = hashlib.sha1(self.rng.randbytes(16)).hexdigest()
         if domain in ("outlook.com", "hotmail.com") or self.rng.random() < 0.3:
-            box = f"AM{self.rng.randrange(0, 9)}PR{self.rng.randrange(10, 99)}MB{self.rng.randrange(1000, 9999)}"
+            box = (f"AM{self.rng.randrange(0, 9)}PR{self.rng.randrange(10, 99)}"
+                   f"MB{self.rng.randrange(1000, 9999)}")
             return f"{box}{token[:24].upper()}@{box}.eurprd0{self.rng.randrange(1, 9)}.prod.outlook.com"
         if domain == "gmail.com" or self.rng.random() < 0.3:
             return f"CA{base64.urlsafe_b64encode(self.rng.randbytes(30)).decode()}@mail.gmail.com"
@@ -230,7 +231,10 @@ class _Generator:
 
     def _text(self, language: str, paragraphs: list[str], name: str, quoted: list[str]) -> str:
         _, greeting, closing, _ = LANGUAGES[language]
-        body = [greeting, "", *sum(([p, ""] for p in paragraphs), []), closing, name]
+        body = [greeting, ""]
+        for paragraph in paragraphs:
+            body += [paragraph, ""]
+        body += [closing, name]
         if self.rng.random() < 0.5:
             body += ["", "--", name, f"Tel. +49 {self.rng.randrange(100, 999)} "
                                      f"{self.rng.randrange(100000, 999999)}"]
@@ -341,10 +345,7 @@ class _Generator:
             extras.append("no-date")
         head = self._head((name, address), subject, charset, message_id, head_extra,
                           date=kind != "no-message-date")
-        if len(parts) == 1:
-            raw = _join(head, parts[0])
-        else:
-            raw = _join(head, _multipart(self.rng, "mixed", parts))
+        raw = _join(head, parts[0] if len(parts) == 1 else _multipart(self.rng, "mixed", parts))
         if thread is None:
             self.threads.append(_Thread(subject, language, charset, (name, address), [message_id],
                                         paragraphs))
@@ -420,8 +421,9 @@ class _Generator:
         boundary = f"{self.rng.randbytes(6).hex()}.{index}/mx.example.com"
         body = _multipart(self.rng, "report", parts, boundary=boundary,
                           params="; report-type=delivery-status")
-        head = [f"Return-Path: <>", f"From: MAILER-DAEMON@mx.example.com (Mail Delivery System)",
-                f"To: {SUPPORT}", f"Subject: {'Undelivered Mail Returned to Sender' if failed else 'Delayed Mail (still being retried)'}",
+        title = "Undelivered Mail Returned to Sender" if failed else "Delayed Mail (still being retried)"
+        head = ["Return-Path: <>", "From: MAILER-DAEMON@mx.example.com (Mail Delivery System)",
+                f"To: {SUPPORT}", f"Subject: {title}",
                 f"Message-ID: <{message_id}>", f"Date: {self._tick()}", "Auto-Submitted: auto-replied",
                 "MIME-Version: 1.0"]
         return Mail(_join(head, body), "bounce", message_id, "us-ascii", False, sender="mailer-daemon")
@@ -448,7 +450,7 @@ def _ascii(text: str) -> str:
 
 
 def _pct(text: str) -> str:
-    return "".join(c if c.isalnum() and c.isascii() or c in "._-" else
+    return "".join(c if (c.isalnum() and c.isascii()) or c in "._-" else
                    "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
 
@@ -581,8 +583,9 @@ SPAN = ('<span style="font-size:11.0pt;font-family:&quot;Calibri&quot;,sans-seri
 def _outlook_html(rng: random.Random, language: str, paragraphs: list[str], name: str,
                   quoted: list[str], target: int, charset: str) -> str:
     _, greeting, closing, _ = LANGUAGES[language]
-    head = (f'<html xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
-            f'xmlns:w="urn:schemas-microsoft-com:office:word" xmlns:m="http://schemas.microsoft.com/office/2004/'
+    head = ('<html xmlns:v="urn:schemas-microsoft-com:vml" '
+            'xmlns:o="urn:schemas-microsoft-com:office:office" '
+            'xmlns:w="urn:schemas-microsoft-com:office:word" xmlns:m="http://schemas.microsoft.com/office/2004/'
             f'12/omml" xmlns="http://www.w3.org/TR/REC-html40"><head><meta http-equiv="Content-Type" '
             f'content="text/html; charset={charset}"><meta name="Generator" content="Microsoft Word 15 '
             f'(filtered medium)">{OUTLOOK_STYLE}</head><body lang="DE" link="#0563C1" vlink="#954F72" '
@@ -596,7 +599,8 @@ def _outlook_html(rng: random.Random, language: str, paragraphs: list[str], name
     out.append('<table class="MsoNormalTable" border="0" cellspacing="0" cellpadding="0" '
                'style="border-collapse:collapse"><tr><td width="120" valign="top" style="width:90.0pt;'
                'padding:0cm 5.4pt 0cm 5.4pt"><p class="MsoNormal"><img width="110" height="40" '
-               'style="width:1.1458in;height:.4166in" id="Bild_x0020_1" src="cid:image001.png@01DB3C2A.5E6F7A80" '
+               'style="width:1.1458in;height:.4166in" id="Bild_x0020_1" '
+               'src="cid:image001.png@01DB3C2A.5E6F7A80" '
                f'alt="Logo"></p></td><td valign="top" style="padding:0cm 5.4pt 0cm 5.4pt">{para(name)}'
                f'{para("Tel. +49 30 1234567")}<p class="MsoNormal"><a href="https://www.example.org/">'
                '<span style="color:#0563C1">www.example.org</span></a></p></td></tr></table>\n')
@@ -632,7 +636,8 @@ def _gmail_html(rng: random.Random, language: str, paragraphs: list[str], name: 
     while sum(len(x) for x in out) < target:
         depth += 1
         out.append(f'<br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">Am Mo., {depth}. Nov. '
-                   f'2026 um 10:{depth % 60:02d} Uhr schrieb Support &lt;<a href="mailto:support@example.com">'
+                   f'2026 um 10:{depth % 60:02d} Uhr schrieb Support &lt;'
+                   '<a href="mailto:support@example.com">'
                    'support@example.com</a>&gt;:<br></div><blockquote class="gmail_quote" style="margin:0px '
                    '0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex">')
         out += [f'<div dir="ltr"><div><span style="font-family:arial,sans-serif">{_escape(t)}</span>'

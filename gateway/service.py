@@ -88,6 +88,7 @@ class MailboxWorker:
                  stop: asyncio.Event, rules: RuleBook) -> None:
         self.cfg, self.engine, self.config, self.stop = cfg, engine, config, stop
         self.rules = rules
+        self.uidvalidity: int | None = None
         self.outage: str | None = None
 
     async def run(self, once: bool = False) -> PollResult:
@@ -113,6 +114,11 @@ class MailboxWorker:
                     continue
                 await box.connect()
                 self._recovered()
+                if self.uidvalidity not in (None, box.uidvalidity):
+                    log.warning("%s UIDVALIDITY changed %s -> %s: every mail looks new; "
+                                "Message-ID dedupe keeps them from doubling", self.cfg.name,
+                                self.uidvalidity, box.uidvalidity)
+                self.uidvalidity = box.uidvalidity
                 while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
                     result = await poll_once(box, self.engine, self.config, self.rules)
                     _add(total, result)

@@ -115,7 +115,7 @@ class ImapMailbox:
             if found:
                 self.uidvalidity = int(found.group(1))
         caps = client.protocol.capabilities
-        self._idle = "IDLE" in caps
+        self._idle = self.config.idle and "IDLE" in caps
         self._move = "MOVE" in caps
 
     async def search(self, first_uid: int | None) -> list[int]:
