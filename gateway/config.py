@@ -132,6 +132,7 @@ class Config:
     outbound: OutboundConfig = OutboundConfig()
     secret: str = field(default="", repr=False)
     trusted_authservers: tuple[str, ...] = ()  # Authentication-Results ids we believe
+    html_sanitizer: str = "nh3"  # nh3 | bleach
 
     def channel(self, name: str) -> ChannelConfig | None:
         """The channel called name, if configured."""
@@ -274,7 +275,8 @@ def load_config(path: Path | None = None) -> Config:
 def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data."""
     top = {"database", "mailbox", "tickets", "channel", "agent", "limits", "own_domains", "rules",
-           "templates", "smtp", "outbound", "secret", "secret_env", "trusted_authservers"}
+           "templates", "smtp", "outbound", "secret", "secret_env", "trusted_authservers",
+           "html"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]}")
@@ -352,6 +354,8 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
         outbound=_outbound(source, raw.get("outbound", {}), channels),
         secret=_secret(source, raw),
         trusted_authservers=_names(source, raw, "trusted_authservers"),
+        html_sanitizer=_Section(source, "html", raw.get("html", {}), {"sanitizer"})
+        .choice("sanitizer", ("nh3", "bleach"), "nh3"),
     )
 
 

@@ -6,6 +6,7 @@ import email.utils
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
@@ -95,7 +96,7 @@ def message_key(message_id: str) -> str:
     return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def parse_mail(raw: bytes) -> ParsedMail:
+def parse_mail(raw: bytes, sanitize: Callable[[str], str] = sanitize_html) -> ParsedMail:
     """Parse raw bytes; damage becomes defects, not exceptions."""
     raw_in = raw
     raw, defects = repair_header_block(raw)
@@ -108,7 +109,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     except Exception as exc:  # mail-parser gave up: the stdlib still reads what it can
         defects.append(f"mail-parser failed: {type(exc).__name__}: {exc}")
         msg = email.message_from_bytes(raw)
-    return _from_message(msg, raw_in, defects)
+    return _from_message(msg, raw_in, defects, sanitize)
 
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
@@ -139,7 +140,8 @@ def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:
     return kept + raw[end.start():], notes
 
 
-def _from_message(msg: Message, raw: bytes, defects: list[str]) -> ParsedMail:
+def _from_message(msg: Message, raw: bytes, defects: list[str],
+                  sanitize: Callable[[str], str]) -> ParsedMail:
     raw_headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():  # raw strings: 8-bit bytes survive as surrogates
         raw_headers.setdefault(name.lower(), []).append(str(value))
@@ -154,7 +156,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str]) -> ParsedMail:
     text = "\n".join(t for t in texts if t.strip())
     text, uuencoded = extract_uuencoded(text)
     attachments.extend(uuencoded)
-    html = sanitize_html("\n".join(htmls)) if htmls else ""
+    html = sanitize("\n".join(htmls)) if htmls else ""
     if not text.strip() and html:
         text = html_to_text(html)
     return ParsedMail(

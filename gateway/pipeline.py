@@ -19,6 +19,7 @@ from gateway.commands import Command, plan_commands, split_commands
 from gateway.config import Config
 from gateway.followup import ThreadMatch, find_thread
 from gateway.guard import Verdict, inspect
+from gateway.htmltext import SANITIZERS
 from gateway.notify import after_agent, after_inbound, record_bounce, unproven_agent
 from gateway.numbers import counter_scope, format_number, ticket_subject
 from gateway.parse import ParsedMail, message_key, parse_mail
@@ -95,7 +96,7 @@ def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None =
             reason = (f"message too large: {len(raw.data)} bytes > limits.max_message_bytes "
                       f"{config.limits.max_message_bytes}")
             return _failed(engine, raw, reason, fallback_id, keep_failures)
-        mail = parse_mail(raw.data)
+        mail = parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
         fallback_id = mail.message_id
         verdict = inspect(mail, config.own_addresses(), config.limits.max_message_bytes)
         for _attempt in range(3):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.guard import inspect
+from gateway.htmltext import SANITIZERS
 from gateway.parse import parse_mail
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -21,10 +22,11 @@ def test_every_fixture_has_expectations() -> None:
         assert (FIXTURES / f"{name}.expected.json").exists(), name
 
 
+@pytest.mark.parametrize("sanitizer", sorted(SANITIZERS))
 @pytest.mark.parametrize("name", CASES)
-def test_fixture(name: str) -> None:
+def test_fixture(name: str, sanitizer: str) -> None:
     expected: dict[str, Any] = json.loads((FIXTURES / f"{name}.expected.json").read_text("utf-8"))
-    mail = parse_mail((FIXTURES / f"{name}.eml").read_bytes())
+    mail = parse_mail((FIXTURES / f"{name}.eml").read_bytes(), SANITIZERS[sanitizer])
     verdict = inspect(mail, frozenset({"support@example.com"}), 10_000_000)
     if "subject" in expected:
         assert mail.subject == expected["subject"]
