@@ -128,13 +128,10 @@ def enqueue(session: Session, config: Config, ticket: Ticket, template: str, aud
         cc=json.dumps([r.address for r in live if r.kind == "cc"]),
         classification=auto_submitted, created_at=now,
     )
-    session.add(row)
-    session.flush()
-    assert row.id is not None
     meta = {"auto_submitted": auto_submitted, "reply_to": reply_to, "from_name": from_name,
             "from_address": from_address}
     mail = OutboxMail(
-        ticket_id=ticket.id, message_row=row.id, template=template,
+        ticket_id=ticket.id, message=row, template=template,
         language=str(context.get("language", config.outbound.language)), audience=audience,
         recipients=json.dumps([r.__dict__ for r in live]),
         primary_address=live[0].address,
@@ -238,7 +235,7 @@ async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[],
         for row_id in ids:
             row = session.get(OutboxMail, row_id)
             assert row is not None
-            message = session.get(Message, row.message_row)
+            message = session.get(Message, row.message_row) if row.message_row else None
             ticket = session.get(Ticket, row.ticket_id)
             assert message is not None and ticket is not None
             try:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy.orm import relationship
+from sqlmodel import Field, Relationship, SQLModel
 
 
 def utcnow() -> datetime:
@@ -190,7 +191,9 @@ class OutboxMail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
-    message_row: int = Field(foreign_key="message.id")  # its Message (direction out)
+    message_row: int | None = Field(default=None, foreign_key="message.id", nullable=False)
+    # set together: one flush writes both rows, in order
+    message: Message | None = Relationship(sa_relationship=relationship("Message"))
     template: str = Field(max_length=100)
     language: str = Field(default="en", max_length=8)
     audience: str = Field(max_length=20)  # customer | agent | watcher

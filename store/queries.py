@@ -88,7 +88,10 @@ class SessionThreadIndex:
 
 def contact_for(session: Session, sender: Address) -> Contact:
     """The contact for a sender, created on first sight; joins an organisation by domain."""
-    contact = session.exec(select(Contact).where(Contact.address == sender.address)).first()
+    known: dict[str, Contact] = session.info.setdefault("contacts", {})
+    contact = known.get(sender.address)
+    if contact is None:
+        contact = session.exec(select(Contact).where(Contact.address == sender.address)).first()
     if contact is None:
         org = organisation_for(session, sender.domain)
         contact = Contact(address=sender.address, name=sender.name,
@@ -97,6 +100,7 @@ def contact_for(session: Session, sender: Address) -> Contact:
         session.flush()
     elif sender.name and not contact.name:
         contact.name = sender.name
+    known[sender.address] = contact
     return contact
 
 
