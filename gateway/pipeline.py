@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from gateway.agentmail import agent_mail
 from gateway.agents import NEW_TICKET, identify_author
 from gateway.commands import Command, plan_commands, split_commands
-from gateway.config import Config
+from gateway.config import LANGUAGES, Config
 from gateway.followup import ThreadMatch, find_thread
 from gateway.guard import Verdict, inspect
 from gateway.htmltext import SANITIZERS
@@ -306,12 +306,21 @@ def _open_ticket(session: Session, config: Config, raw: RawMail, mail: ParsedMai
                  now: datetime, linked: int | None) -> Ticket:
     """A new ticket whose customer is the mail's sender."""
     contact = contact_for(session, mail.from_) if mail.from_ else None
+    if contact is not None and contact.language is None:
+        contact.language = _language(mail)
     ticket = _new_ticket(session, config, raw, mail, now, contact.id if contact else None,
                          contact.organisation_id if contact else None, "mail", linked)
     assert ticket.id is not None
     if contact is not None:
         add_watcher(session, ticket.id, contact.address, "customer")
     return ticket
+
+
+def _language(mail: ParsedMail) -> str | None:
+    """The writer's language when the mail declares one we ship templates in."""
+    declared = (mail.header("content-language") or mail.header("accept-language")).lower()
+    code = declared.replace("_", "-").split(",")[0].split("-")[0].strip()
+    return code if code in LANGUAGES else None
 
 
 def _new_ticket(session: Session, config: Config, raw: RawMail, mail: ParsedMail, now: datetime,

@@ -324,3 +324,14 @@ async def test_service_run_once_fetches_then_sends(engine: Engine, smtp: SmtpSer
     await run_service(engine, config, once=True)
     assert len(smtp.handler.to("anna@acme.example")) == 1
     assert len(smtp.handler.to("alice@example.com")) == 1
+
+
+async def test_contact_language_from_content_language(engine: Engine, smtp: SmtpServer) -> None:
+    config = outbound_config(smtp)  # default language en
+    ingest(engine, config, mail(1, "Frage", "dora@acme.example", headers="Content-Language: de-DE\r\n"))
+    ingest(engine, config, mail(2, "Question", "erik@acme.example"))
+    await flush(engine, config)
+    german = smtp.handler.to("dora@acme.example")[0].message.get_body(("plain",)).get_content()
+    english = smtp.handler.to("erik@acme.example")[0].message.get_body(("plain",)).get_content()
+    assert "Vielen Dank" in german or "vielen Dank" in german
+    assert "thank you" in english
