@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _print_rows(rows: list[dict[str, Any]], as_json: bool,
+                line: Callable[[dict[str, Any]], str]) -> int:
+    """A listing: JSON for scripts, one tab-separated line per row for people."""
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        for row in rows:
+            print(line(row))
+    return 0
+
+
 def _check(config: Config) -> int:
     """Validate config, then every rule file; print every problem with file, line and key."""
     count = 0
@@ -140,13 +152,9 @@ def _outbox(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     if args.action == "list":
         with transaction(engine) as session:
             rows = outbox_rows(session, args.status)
-        if args.json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
-        else:
-            for row in rows:
-                print(f"{row['id']}\t{row['status']}\t{row['ticket']}\t{row['template']}\t"
-                      f"{','.join(row['recipients'])}\t{row['last_error']}")
-        return 0
+        return _print_rows(rows, args.json, lambda row: (
+            f"{row['id']}\t{row['status']}\t{row['ticket']}\t{row['template']}\t"
+            f"{','.join(row['recipients'])}\t{row['last_error']}"))
     if config.smtp is None:
         print("error: no [smtp] configured", file=sys.stderr)
         return 1
@@ -232,14 +240,9 @@ def _ingest(args: argparse.Namespace, config: Config, engine: Engine) -> int:
 def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     with transaction(engine) as session:
         if args.action == "list":
-            rows = ticket_rows(session)
-            if args.json:
-                print(json.dumps(rows, ensure_ascii=False, indent=2))
-            else:
-                for row in rows:
-                    print(f"{row['number']}\t{row['status']}\tP{row['priority']}\t"
-                          f"{row['channel']}\t{row['customer'] or '-'}\t{row['subject']}")
-            return 0
+            return _print_rows(ticket_rows(session), args.json, lambda row: (
+                f"{row['number']}\t{row['status']}\tP{row['priority']}\t"
+                f"{row['channel']}\t{row['customer'] or '-'}\t{row['subject']}"))
         detail = ticket_detail(session, args.number)
     if detail is None:
         print(f"error: no ticket {args.number}", file=sys.stderr)
@@ -262,12 +265,8 @@ def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int
     if args.action == "list":
         with transaction(engine) as session:
             rows = quarantine_rows(session, include_resolved=args.all)
-        if args.json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
-        else:
-            for row in rows:
-                print(f"{row['id']}\t{row['mailbox']}\t{row['size']} B\t{row['reason']}")
-        return 0
+        return _print_rows(rows, args.json, lambda row: (
+            f"{row['id']}\t{row['mailbox']}\t{row['size']} B\t{row['reason']}"))
     with transaction(engine) as session:
         entry = session.get(QuarantinedMail, args.id)
         if entry is None or entry.resolved_at is not None:

@@ -194,6 +194,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _password(s: _Section) -> str | None:
+    """password, or the environment variable password_env names (which must be set)."""
+    password: str | None = s.get("password", str)
+    env_name: str | None = s.get("password_env", str)
+    if env_name is not None:
+        password = os.environ.get(env_name)
+        if password is None:
+            raise s._fail("password_env", f"names environment variable {env_name!r}, which is not set")
+    return password
+
+
 def _mailbox(source: str, index: int, table: Any) -> MailboxConfig:
     known = {
         "name", "host", "port", "security", "username", "password", "password_env", "folder",
@@ -202,12 +213,7 @@ def _mailbox(source: str, index: int, table: Any) -> MailboxConfig:
     }
     s = _Section(source, f"mailbox[{index}]", table, known)
     security = s.choice("security", ("tls", "none"), "tls")
-    password: str | None = s.get("password", str)
-    env_name: str | None = s.get("password_env", str)
-    if env_name is not None:
-        password = os.environ.get(env_name)
-        if password is None:
-            raise s._fail("password_env", f"names environment variable {env_name!r}, which is not set")
+    password = _password(s)
     if password is None:
         raise s._fail("password", "is required (or password_env)")
     batch = s.positive("batch_size", int, 100)
@@ -370,12 +376,7 @@ def _smtp(source: str, table: Any) -> SmtpConfig:
     s = _Section(source, "smtp", table, {"host", "port", "security", "username", "password",
                                           "password_env", "timeout_seconds"})
     security = s.choice("security", ("tls", "starttls", "none"), "starttls")
-    password: str | None = s.get("password", str)
-    env_name: str | None = s.get("password_env", str)
-    if env_name is not None:
-        password = os.environ.get(env_name)
-        if password is None:
-            raise s._fail("password_env", f"names environment variable {env_name!r}, which is not set")
+    password = _password(s)
     return SmtpConfig(
         host=s.get("host", str, required=True),
         port=s.positive("port", int, {"tls": 465, "starttls": 587, "none": 25}[security]),

@@ -212,7 +212,7 @@ def _headercondition(key: str, spec: Any) -> Condition:
             reason = next((w for good, w in results if good), results[0][1])
             return ok, f"{label}: {reason}" if why else ""
         tests.append(test)  # default arguments bind this loop pass's values
-    return Condition(key, _all_of(tests))
+    return Condition(key, r.every(tests))
 
 
 def _attachmentcondition(key: str, spec: Any) -> Condition:
@@ -242,18 +242,6 @@ def _clock(key: str, value: Any) -> time:
     raise Invalid(key, f"needs HH:MM times, got {value!r}")
 
 
-def _all_of(tests: list[FactTest]) -> FactTest:
-    def test(facts: Facts, why: bool) -> tuple[bool, str]:
-        reasons = []
-        for one in tests:
-            ok, reason = one(facts, why)
-            reasons.append(reason)
-            if not ok:
-                return False, reason
-        return True, "; ".join(reasons)
-    return test
-
-
 def _group(key: str, name: str, spec: Any, vocab: Vocabulary) -> Condition:
     blocks = spec if isinstance(spec, list) else [spec]
     if name == "not" and not isinstance(spec, dict):
@@ -265,7 +253,7 @@ def _group(key: str, name: str, spec: Any, vocab: Vocabulary) -> Condition:
         where = key if name == "not" else f"{key}[{i}]"
         if not isinstance(block, dict) or not block:
             raise Invalid(where, "needs a table of conditions")
-        compiled.append(_all_of([condition(f"{where}.{k}", v, vocab).test for k, v in block.items()]))
+        compiled.append(r.every([condition(f"{where}.{k}", v, vocab).test for k, v in block.items()]))
 
     def test(facts: Facts, why: bool) -> tuple[bool, str]:
         results = [c(facts, why) for c in compiled]
