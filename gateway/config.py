@@ -133,6 +133,7 @@ class Config:
     secret: str = field(default="", repr=False)
     trusted_authservers: tuple[str, ...] = ()  # Authentication-Results ids we believe
     html_sanitizer: str = "nh3"  # nh3 | bleach
+    parse_workers: int = 0  # processes that parse ahead of the store (0: parse in place)
 
     def channel(self, name: str) -> ChannelConfig | None:
         """The channel called name, if configured."""
@@ -282,7 +283,7 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
     """Build a Config from already-parsed TOML data."""
     top = {"database", "mailbox", "tickets", "channel", "agent", "limits", "own_domains", "rules",
            "templates", "smtp", "outbound", "secret", "secret_env", "trusted_authservers",
-           "html"}
+           "html", "performance"}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]}")
@@ -362,7 +363,17 @@ def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> 
         trusted_authservers=_names(source, raw, "trusted_authservers"),
         html_sanitizer=_Section(source, "html", raw.get("html", {}), {"sanitizer"})
         .choice("sanitizer", ("nh3", "bleach"), "nh3"),
+        parse_workers=_parse_workers(source, raw.get("performance", {})),
     )
+
+
+def _parse_workers(source: str, table: Any) -> int:
+    s = _Section(source, "performance", table, {"parse_workers"})
+    default = 1 if (os.cpu_count() or 1) > 1 else 0
+    workers: int = s.get("parse_workers", int, default)
+    if not 0 <= workers <= 16:
+        raise s._fail("parse_workers", f"must be 0 to 16, got {workers}")
+    return workers
 
 
 def _names(source: str, raw: dict[str, Any], key: str) -> tuple[str, ...]:

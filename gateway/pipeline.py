@@ -84,7 +84,8 @@ class StoreUnavailable(Exception):
 
 
 def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None = None,
-            *, keep_failures: bool = True, rules: Sequence[Rule] = ()) -> Disposition:
+            *, keep_failures: bool = True, rules: Sequence[Rule] = (),
+            parsed: ParsedMail | None = None) -> Disposition:
     """Run one mail through the pipeline; only a database outage escapes as an exception.
 
     keep_failures=False (a quarantine retry) reports a failure without quarantining again.
@@ -96,7 +97,7 @@ def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None =
             reason = (f"message too large: {len(raw.data)} bytes > limits.max_message_bytes "
                       f"{config.limits.max_message_bytes}")
             return _failed(engine, raw, reason, fallback_id, keep_failures)
-        mail = parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
+        mail = parsed or parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
         fallback_id = mail.message_id
         verdict = inspect(mail, config.own_addresses(), config.limits.max_message_bytes)
         for _attempt in range(3):

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporarySourceError
+from gateway.parsepool import ParsePool
 from gateway.pipeline import Disposition, RawMail, StoreUnavailable, process
 from gateway.ruleload import RuleBook, vocabulary
 from gateway.scheduler import OutboxWorker
@@ -46,7 +47,7 @@ class PollResult:
 
 
 async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
-                    rules: RuleBook | None = None) -> PollResult:
+                    rules: RuleBook | None = None, parser: ParsePool | None = None) -> PollResult:
     """Process every mail waiting in the folder now; flag or move each only after it committed."""
     cfg = box.config
     result = PollResult()
@@ -69,10 +70,13 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
         ok: list[int] = []
         failed: list[int] = []
         in_force = rules.current() if rules is not None else []
-        for uid, data in await box.fetch(todo):
+        fetched = await box.fetch(todo)
+        ahead = parser.parse_ahead([data for _, data in fetched]) if parser else [None] * len(fetched)
+        for (uid, data), parsing in zip(fetched, ahead, strict=True):
             raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, "email")
+            parsed = await parser.result(parsing) if parser else None
             disposition: Disposition = await asyncio.to_thread(
-                functools.partial(process, engine, config, raw, rules=in_force))
+                functools.partial(process, engine, config, raw, rules=in_force, parsed=parsed))
             result.fetched += 1
             result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
             (failed if disposition.outcome == "quarantined" else ok).append(uid)
@@ -85,9 +89,9 @@ class MailboxWorker:
     """Keeps one mailbox connected and drained; reconnects with backoff on any fault."""
 
     def __init__(self, cfg: MailboxConfig, engine: Engine, config: Config,
-                 stop: asyncio.Event, rules: RuleBook) -> None:
+                 stop: asyncio.Event, rules: RuleBook, parser: ParsePool | None = None) -> None:
         self.cfg, self.engine, self.config, self.stop = cfg, engine, config, stop
-        self.rules = rules
+        self.rules, self.parser = rules, parser
         self.uidvalidity: int | None = None
         self.outage: str | None = None
 
@@ -120,7 +124,7 @@ class MailboxWorker:
                                 self.uidvalidity, box.uidvalidity)
                 self.uidvalidity = box.uidvalidity
                 while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
-                    result = await poll_once(box, self.engine, self.config, self.rules)
+                    result = await poll_once(box, self.engine, self.config, self.rules, self.parser)
                     _add(total, result)
                     delay = BACKOFF_START
                     if once:
@@ -172,7 +176,8 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
         loop.add_signal_handler(sig, stop.set)
     book = RuleBook(config.rules_folder, vocabulary(config))
     book.current()  # load now: errors are logged at start, not with the first mail
-    workers = [MailboxWorker(m, engine, config, stop, book) for m in config.mailboxes]
+    parser = ParsePool(config.parse_workers, config.html_sanitizer, config.limits.max_message_bytes)
+    workers = [MailboxWorker(m, engine, config, stop, book, parser) for m in config.mailboxes]
     mailer = OutboxWorker(engine, config) if config.smtp is not None else None
     if mailer is None:
         log.warning("no [smtp] configured: outbound mail stays in the outbox")
@@ -186,6 +191,7 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
     finally:
         if mailer is not None:
             mailer.stop()
+        parser.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return {w.cfg.name: r for w, r in zip(workers, results, strict=True)}

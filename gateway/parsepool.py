@@ -1,0 +1,73 @@
+"""Parse ahead in a worker process, so parsing one mail overlaps storing the one before.
+
+Parsing is pure CPU and needs no database, so on a machine with a second core a batch of
+fetched mails is handed to a worker process while the main process stores them in order.
+Small batches (the IDLE path: one mail at a time) are parsed in place: no latency is added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from gateway.htmltext import SANITIZERS
+from gateway.parse import ParsedMail, parse_mail
+
+log = logging.getLogger("gateway.parse")
+
+MIN_BATCH = 8
+
+
+def parse_in_worker(data: bytes, sanitizer: str) -> ParsedMail | None:
+    """Runs in the worker; None on any failure (the main process re-parses and quarantines)."""
+    try:
+        return parse_mail(data, SANITIZERS[sanitizer])
+    except Exception:  # the pipeline repeats the parse in its own try block and records why
+        return None
+
+
+class ParsePool:
+    """A lazily started worker pool for parse-ahead."""
+
+    def __init__(self, workers: int, sanitizer: str, max_bytes: int) -> None:
+        self.workers, self.sanitizer, self.max_bytes = workers, sanitizer, max_bytes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def parse_ahead(self, mails: list[bytes]) -> list[asyncio.Future[ParsedMail | None] | None]:
+        """Start parsing a batch; None entries are left to the pipeline (small batch, huge mail)."""
+        if self.workers <= 0 or len(mails) < MIN_BATCH:
+            return [None] * len(mails)
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        pool = self._pool
+        futures: list[asyncio.Future[ParsedMail | None] | None] = []
+        for data in mails:
+            if len(data) > self.max_bytes:
+                futures.append(None)
+                continue
+            job: Future[ParsedMail | None] = pool.submit(parse_in_worker, data, self.sanitizer)
+            futures.append(asyncio.wrap_future(job))
+        return futures
+
+    async def result(self, parsing: asyncio.Future[ParsedMail | None] | None) -> ParsedMail | None:
+        """The parsed mail, or None: then the pipeline parses it in place (and quarantines
+        it with the reason if it fails there too). A dead worker turns parse-ahead off."""
+        if parsing is None:
+            return None
+        try:
+            return await parsing
+        except Exception as exc:  # BrokenProcessPool and friends: never lose the mail over it
+            if self.workers > 0:
+                log.warning("parse worker failed (%s); parsing in the main process from now on",
+                            exc)
+                self.workers = 0
+            return None
+
+    def close(self) -> None:
+        """Stop the worker (waits for running parses)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

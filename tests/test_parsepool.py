@@ -1,0 +1,48 @@
+"""Parse-ahead in a worker process gives the same result, and a dead worker loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from gateway.parse import parse_mail
+from gateway.parsepool import MIN_BATCH, ParsePool
+from tests.conftest import mail
+
+
+async def test_worker_parses_like_the_main_process() -> None:
+    mails = [mail(n, f"Frage {n}", body=f"Grüße {n}") for n in range(MIN_BATCH)]
+    pool = ParsePool(1, "nh3", 10_000_000)
+    try:
+        ahead = pool.parse_ahead(mails)
+        results = [await pool.result(job) for job in ahead]
+    finally:
+        pool.close()
+    assert [r.subject if r else None for r in results] == [parse_mail(m).subject for m in mails]
+    assert all(r is not None and r.text == parse_mail(m).text for r, m in zip(results, mails, strict=True))
+
+
+async def test_small_batches_and_huge_mails_are_left_to_the_pipeline() -> None:
+    pool = ParsePool(1, "nh3", 100)
+    try:
+        assert pool.parse_ahead([mail(1)]) == [None]  # the IDLE path: no added latency
+        ahead = pool.parse_ahead([mail(n) for n in range(MIN_BATCH)])
+        assert ahead == [None] * MIN_BATCH  # each is over max_bytes
+    finally:
+        pool.close()
+
+
+async def test_a_killed_worker_turns_parse_ahead_off() -> None:
+    mails = [mail(n) for n in range(MIN_BATCH)]
+    pool = ParsePool(1, "nh3", 10_000_000)
+    try:
+        await pool.result(pool.parse_ahead(mails)[0])  # the worker is up
+        assert pool._pool is not None
+        for pid in list(pool._pool._processes):  # simulate the OOM killer
+            os.kill(pid, signal.SIGKILL)
+        results = [await pool.result(job) for job in pool.parse_ahead(mails)]
+    finally:
+        pool.close()
+    assert None in results  # those mails are parsed by the pipeline instead
+    assert pool.workers == 0
+    assert pool.parse_ahead(mails) == [None] * MIN_BATCH
