@@ -129,7 +129,9 @@ class MailboxWorker:
                     delay = BACKOFF_START
                     if once:
                         return total
-                    await box.wait_for_mail(self.cfg.poll_seconds)
+                    if result.fetched:
+                        continue  # mail that came in meanwhile: its IDLE notice may be lost
+                    await box.wait_for_mail(self.cfg.poll_seconds, self.stop)
                 continue
             except (TemporarySourceError, StoreUnavailable, OSError) as exc:
                 self._outage(str(exc))

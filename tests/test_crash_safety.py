@@ -112,3 +112,22 @@ def test_two_services_on_one_mailbox_store_each_mail_once(
     last = start_service(config, "--once", log=tmp_path / "c.log")
     assert last.wait(timeout=120) == 0
     _assert_exactly_once(engine, dovecot, folder, expected)
+
+
+def test_sigterm_while_idle_stops_at_once(engine: Engine, dovecot: Dovecot, folder: str,
+                                           tmp_path: Path) -> None:
+    expected = _seed(dovecot, folder, 1)
+    config = write_config(tmp_path / "config.toml", engine, dovecot, folder)
+    text = config.read_text().replace("poll_seconds = 1", "poll_seconds = 300")
+    config.write_text(text)
+    proc = start_service(config, log=tmp_path / "service.log")
+    try:
+        _wait_for(lambda: _stored(engine)[0] == 1, 60, "the first mail")
+        _wait_for(lambda: dovecot.count(folder=folder) == 0, 30, "the mail moved")
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0
+    assert time.monotonic() - started < 10  # not poll_seconds later
+    _assert_exactly_once(engine, dovecot, folder, expected)

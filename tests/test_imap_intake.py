@@ -125,6 +125,11 @@ async def test_idle_picks_up_new_mail_while_running(engine: Engine, dovecot: Dov
         await _until(lambda: len(_stored_ids(engine)) == 1)
         await asyncio.to_thread(dovecot.append, mail(f"{folder}-i1"), "support", folder)
         await _until(lambda: len(_stored_ids(engine)) == 2)
+        # Mail arriving while earlier mail is being fetched and moved must not be stranded
+        # until the next poll (the server's notice of it comes during other commands).
+        for n in range(2, 8):
+            await asyncio.to_thread(dovecot.append, mail(f"{folder}-i{n}"), "support", folder)
+        await _until(lambda: len(_stored_ids(engine)) == 8)
     finally:
         service.cancel()
         with contextlib.suppress(asyncio.CancelledError):

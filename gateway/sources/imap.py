@@ -153,21 +153,34 @@ class ImapMailbox:
             return
         await self._ok(self._client.uid("store", which, "+FLAGS", r"(\Seen)"), "store")
 
-    async def wait_for_mail(self, seconds: float) -> None:
-        """Return when new mail may have arrived: IDLE push, or after seconds (poll)."""
-        if not self._idle:
-            await asyncio.sleep(seconds)
-            return
+    async def wait_for_mail(self, seconds: float, stop: asyncio.Event) -> None:
+        """Return when new mail may have arrived (IDLE push, or seconds passed) or on stop."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            if not self._idle:
+                await asyncio.wait({stopping}, timeout=seconds)
+                return
+            await self._idle_until_push(seconds, stopping)
+        finally:
+            stopping.cancel()
+
+    async def _idle_until_push(self, seconds: float, stopping: asyncio.Future[Any]) -> None:
         client = self._client
         idle = await self._run(client.idle_start(timeout=seconds), "idle")
+        loop = asyncio.get_running_loop()
         try:
-            deadline = asyncio.get_running_loop().time() + seconds
-            while True:
-                left = deadline - asyncio.get_running_loop().time()
+            deadline = loop.time() + seconds
+            while not stopping.done():
+                left = deadline - loop.time()
                 if left <= 0:
                     break
+                push = asyncio.ensure_future(client.wait_server_push(timeout=left))
+                await asyncio.wait({push, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not push.done():
+                    push.cancel()  # shutting down: leave IDLE now
+                    break
                 try:
-                    lines = await client.wait_server_push(timeout=left)
+                    lines = push.result()
                 except TimeoutError:
                     break
                 if lines == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
