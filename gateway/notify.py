@@ -20,6 +20,7 @@ from gateway.parse import ParsedMail
 from gateway.policy import Decisions
 from gateway.render import customer_status
 from store.models import Contact, Message, Ticket, Watcher
+from store.queries import watcher_addresses
 
 log = logging.getLogger("gateway.notify")
 
@@ -178,7 +179,8 @@ def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Mes
 def _agents_to_tell(session: Session, config: Config, plan: Planner, ticket: Ticket,
                     author: str) -> list[AgentConfig]:
     """Owner and agent watchers; the channel's agents when nobody owns or watches it."""
-    watching = set(session.exec(select(Watcher.address).where(Watcher.ticket_id == ticket.id)).all())
+    assert ticket.id is not None
+    watching = watcher_addresses(session, ticket.id)
     chosen = [a for a in config.agents
               if (a.name == ticket.owner or a.address in watching) and a.address != author]
     return chosen or [a for a in plan.agents() if a.address != author]

@@ -60,14 +60,19 @@ def _aware(moment: datetime) -> datetime:
 
 
 def suppressed(session: Session, address: str, now: datetime) -> bool:
-    """Whether a hard bounce keeps us from mailing this address now."""
-    row = session.get(Suppression, address.lower())
-    return row is not None and _aware(row.until) > now
+    """Whether a hard bounce keeps us from mailing this address now (one query a transaction)."""
+    active: set[str] | None = session.info.get("suppressed")
+    if active is None:
+        active = set(session.exec(
+            select(Suppression.address).where(col(Suppression.until) > now)).all())
+        session.info["suppressed"] = active
+    return address.lower() in active
 
 
 def suppress(session: Session, address: str, until: datetime, reason: str,
              ticket_id: int | None) -> None:
     """Stop mailing an address until a time (a hard bounce)."""
+    session.info.pop("suppressed", None)
     row = session.get(Suppression, address.lower())
     if row is None:
         session.add(Suppression(address=address.lower(), until=until, reason=reason[:500],

@@ -34,7 +34,6 @@ from store.models import (
     Message,
     QuarantinedMail,
     Ticket,
-    Watcher,
     utcnow,
 )
 from store.queries import (
@@ -43,6 +42,7 @@ from store.queries import (
     contact_for,
     ledger_has,
     next_counter,
+    watcher_addresses,
 )
 
 log = logging.getLogger("gateway.inbound")
@@ -91,7 +91,7 @@ def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None =
     keep_failures=False (a quarantine retry) reports a failure without quarantining again.
     """
     now = now or datetime.now(UTC)
-    fallback_id = f"{message_key(raw.data.hex()[:64])[:40]}@unparsed.ticketgate.invalid"
+    fallback_id = f"{message_key(raw.data[:32].hex())[:40]}@unparsed.ticketgate.invalid"
     try:
         if len(raw.data) > config.limits.max_message_bytes:
             reason = (f"message too large: {len(raw.data)} bytes > limits.max_message_bytes "
@@ -259,9 +259,9 @@ def _customer_close(session: Session, config: Config, ticket: Ticket, mail: Pars
         return False
     sender = mail.from_.address if mail.from_ else ""
     customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
-    watching = session.exec(select(Watcher.id).where(Watcher.ticket_id == ticket.id,
-                                                     Watcher.address == sender)).first()
-    if (customer is None or customer.address != sender) and watching is None:
+    assert ticket.id is not None
+    watching = sender in watcher_addresses(session, ticket.id)
+    if (customer is None or customer.address != sender) and not watching:
         return False
     ticket.status = "closed"
     ticket.closed_at = ticket.updated_at = utcnow()

@@ -14,8 +14,8 @@ from gateway.config import Config
 from gateway.guard import Verdict
 from gateway.parse import ParsedMail
 from gateway.rules import Facts, FileFact, Outcome, Person, Rule, RuleTrace, evaluate
-from store.models import Contact, Organisation, RuleHit, Ticket
-from store.queries import add_watcher
+from store.models import Organisation, RuleHit, Ticket
+from store.queries import add_watcher, find_contact
 
 
 @dataclass
@@ -53,7 +53,7 @@ def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verd
     known = False
     organisation: str | None = None
     if sender is not None:
-        known = session.exec(select(Contact.id).where(Contact.address == sender.address)).first() is not None
+        known = find_contact(session, sender.address) is not None
         organisation = session.exec(
             select(Organisation.name).where(Organisation.domain == sender.domain)
         ).first()

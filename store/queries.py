@@ -86,12 +86,18 @@ class SessionThreadIndex:
                                               and sender.domain == org_domain)
 
 
+def find_contact(session: Session, address: str) -> Contact | None:
+    """The contact with this address, if known (looked up once per transaction)."""
+    known: dict[str, Contact | None] = session.info.setdefault("contacts", {})
+    if address not in known:
+        known[address] = session.exec(select(Contact).where(Contact.address == address)).first()
+    return known[address]
+
+
 def contact_for(session: Session, sender: Address) -> Contact:
     """The contact for a sender, created on first sight; joins an organisation by domain."""
-    known: dict[str, Contact] = session.info.setdefault("contacts", {})
-    contact = known.get(sender.address)
-    if contact is None:
-        contact = session.exec(select(Contact).where(Contact.address == sender.address)).first()
+    known: dict[str, Contact | None] = session.info.setdefault("contacts", {})
+    contact = find_contact(session, sender.address)
     if contact is None:
         org = organisation_for(session, sender.domain)
         contact = Contact(address=sender.address, name=sender.name,
@@ -116,14 +122,22 @@ def organisation_for(session: Session, domain: str) -> Organisation | None:
     return org
 
 
+def watcher_addresses(session: Session, ticket_id: int) -> set[str]:
+    """The ticket's watchers (read once per transaction, kept current by add_watcher)."""
+    cache: dict[int, set[str]] = session.info.setdefault("watchers", {})
+    if ticket_id not in cache:
+        cache[ticket_id] = set(session.exec(
+            select(Watcher.address).where(Watcher.ticket_id == ticket_id)).all())
+    return cache[ticket_id]
+
+
 def add_watcher(session: Session, ticket_id: int, address: str, role: str) -> bool:
     """Make address a watcher of the ticket unless it already is; True when added."""
-    exists = session.exec(
-        select(Watcher.id).where(Watcher.ticket_id == ticket_id, Watcher.address == address)
-    ).first()
-    if exists is not None:
+    watching = watcher_addresses(session, ticket_id)
+    if address in watching:
         return False
     session.add(Watcher(ticket_id=ticket_id, address=address, role=role))
+    watching.add(address)
     return True
 
 
