@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from gateway.config import AgentConfig, Config
 from gateway.parse import ParsedMail
 
-_SIGNED = re.compile(r"^(?P<local>[^+@]+)\+(?P<ticket>[a-z0-9.]+)\.(?P<mac>[0-9a-f]{16})@(?P<domain>.+)$")
+_SIGNED = re.compile(r"^[^+@]+\+(?P<ticket>[a-z0-9.]+)\.(?P<mac>[0-9a-f]{16})@.+$")
 NEW_TICKET = "NEW"
 
 
@@ -49,24 +49,27 @@ def verify_reply_address(config: Config, address: str, sender: str) -> str | Non
 
 
 def authenticated(config: Config, mail: ParsedMail, sender: str) -> str | None:
-    """'dkim' or 'spf' when a trusted server's Authentication-Results vouch for sender."""
-    if not config.trusted_authservers:
+    """'dkim' or 'spf' when the trusted server's Authentication-Results vouch for sender.
+
+    Only the topmost Authentication-Results header counts: the one our own server added on
+    top; anything below it may have been written by the sender. SPF must name the address
+    itself; DKIM, which signs for a domain, the address's domain.
+    """
+    headers = mail.headers.get("authentication-results", [])
+    if not config.trusted_authservers or not headers:
+        return None
+    server, _, results = headers[0].partition(";")
+    words = server.split()
+    if not words or words[0].lower() not in config.trusted_authservers:
         return None
     domain = sender.rpartition("@")[2]
-    for header in mail.headers.get("authentication-results", []):
-        server, _, results = header.partition(";")
-        words = server.split()
-        if not words or words[0].lower() not in config.trusted_authservers:
-            continue
-        for method, identity in (("dkim", r"header\.(?:d|i)=@?([^\s;]+)"),
-                                 ("spf", r"smtp\.mailfrom=([^\s;]+)")):
-            for part in results.split(";"):
-                part = part.strip().lower()
-                if not part.startswith(f"{method}=pass"):
-                    continue
-                found = re.search(identity, part)
-                if found and found.group(1).rpartition("@")[2] == domain:
-                    return method
+    for part in (p.strip().lower() for p in results.split(";")):
+        dkim = re.search(r"^dkim=pass\b.*?header\.(?:d|i)=@?([^\s;]+)", part)
+        if dkim and dkim.group(1).rpartition("@")[2] == domain:
+            return "dkim"
+        spf = re.search(r"^spf=pass\b.*?smtp\.mailfrom=([^\s;]+)", part)
+        if spf and spf.group(1) == sender:
+            return "spf"
     return None
 
 
@@ -78,10 +81,19 @@ class Author:
     proof: str | None  # "signed address", "dkim", "spf"; None: unproven
     signed_ticket: str | None = None  # the ticket (or NEW) a signed address names
 
-    @property
-    def proven_agent(self) -> AgentConfig | None:
-        """The agent, only when the mail proves it is theirs."""
-        return self.agent if self.proof else None
+    def proven_for(self, ticket_number: str | None) -> AgentConfig | None:
+        """The agent, when the proof covers this ticket (None: a new ticket).
+
+        A signed address is made for one ticket (or for new tickets): used on another
+        ticket it proves nothing, so a leaked address opens no other ticket to commands.
+        """
+        if self.proof is None:
+            return None
+        if self.proof == "signed address":
+            wanted = NEW_TICKET if ticket_number is None else ticket_number.upper()
+            if self.signed_ticket != wanted:
+                return None
+        return self.agent
 
 
 def identify_author(config: Config, mail: ParsedMail) -> Author:

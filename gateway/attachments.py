@@ -43,9 +43,13 @@ def safe_filename(name: str, content_type: str, index: int) -> str:
     name = re.split(r"[/\\]", name)[-1]
     name = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in name)
     name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
-    while len(name.encode("utf-8")) > MAX_NAME_BYTES:
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         stem, dot, ext = name.rpartition(".")
-        name = (stem[:-1] + dot + ext) if dot and len(ext) < 12 and stem else name[:-1]
+        if not dot or len(ext) >= 12 or not stem:
+            stem, dot, ext = name, "", ""
+        room = MAX_NAME_BYTES - len((dot + ext).encode("utf-8"))
+        stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
+        name = stem + dot + ext
     if not name:
         ext = mimetypes.guess_extension(content_type) or ".bin"
         name = f"attachment-{index}{ext}"

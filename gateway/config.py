@@ -246,8 +246,8 @@ def _tickets(source: str, table: Any) -> TicketsConfig:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise s._fail("timezone", f"is not a known time zone: {zone!r}") from None
-    prefix = s.get("prefix", str, "T")
-    if not prefix.isalpha():
+    prefix = s.get("prefix", str, "T").upper()
+    if not (prefix.isascii() and prefix.isalpha()):
         raise s._fail("prefix", f"must be letters only, got {prefix!r}")
     digits = s.positive("counter_digits", int, 4)
     return TicketsConfig(

@@ -19,7 +19,6 @@ class Verdict:
     """What the guard found: the mail's classes and whether it may be stored at all."""
 
     classes: tuple[str, ...]
-    too_large: bool = False
 
     @property
     def automatic(self) -> bool:
@@ -45,7 +44,7 @@ def inspect(mail: ParsedMail, own_addresses: frozenset[str], max_bytes: int) -> 
         mail.header(h) for h in ("list-id", "list-unsubscribe", "list-post")
     ):
         classes.append("list")
-    if mail.header("x-autoreply") or mail.header("x-autorespond") or _suppressed(mail):
+    if mail.header("x-autoreply") or mail.header("x-autorespond"):
         classes.append("auto-replied")
     if is_bounce(mail):
         classes.append("bounce")
@@ -55,7 +54,7 @@ def inspect(mail: ParsedMail, own_addresses: frozenset[str], max_bytes: int) -> 
     loops = {v.strip().lower() for v in mail.headers.get("x-loop", [])}
     if sender in own_addresses or loops & own_addresses:
         classes.append("loop")
-    return Verdict(tuple(dict.fromkeys(classes)), too_large=mail.raw_size > max_bytes)
+    return Verdict(tuple(dict.fromkeys(classes)))
 
 
 def is_bounce(mail: ParsedMail) -> bool:
@@ -68,9 +67,3 @@ def is_bounce(mail: ParsedMail) -> bool:
         re.search(r"(?i)undeliver|returned mail|delivery (status|fail)|failure notice",
                   mail.subject)
     )
-
-
-def _suppressed(mail: ParsedMail) -> bool:
-    """X-Auto-Response-Suppress on an inbound mail marks Exchange's own auto-replies."""
-    value = mail.header("x-auto-response-suppress").lower()
-    return any(word in value for word in ("all", "autoreply", "oof"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from gateway.config import AgentConfig, Config
 from gateway.guard import Verdict
 from gateway.numbers import token
 from gateway.outbox import Recipient, ack_allowed, enqueue, suppress
-from gateway.parse import ParsedMail
+from gateway.parse import ParsedMail, message_key
 from gateway.policy import Decisions
 from gateway.render import customer_status
 from store.models import Contact, Message, Ticket, Watcher
@@ -214,13 +215,26 @@ def _notify(plan: Planner, session: Session, config: Config, ticket: Ticket,
 
 def record_bounce(session: Session, config: Config, ticket: Ticket, mail: ParsedMail,
                   now: datetime) -> list[str]:
-    """A hard bounce of one of our mails: suppress the failed recipients for a while."""
+    """A hard bounce of one of our mails: suppress its failed recipients for a while.
+
+    Only recipients of the mail of ours that the report returns count, and never agents or
+    our own addresses: a forged report cannot silence anyone else.
+    """
+    keys = [message_key(m) for m in mail.thread_ids()[:100]]
+    ours = session.exec(select(Message).where(Message.direction == "out",
+                                              col(Message.message_key).in_(keys))).all()
+    sent_to = {a for m in ours for a in [*json.loads(m.to), *json.loads(m.cc)]}
+    protected = {a.address for a in config.agents} | config.own_addresses()
     until = now + timedelta(days=config.outbound.bounce_suppress_days)
     notes = []
     for address, status in mail.delivery_status:
-        if status.startswith("5."):
-            suppress(session, address, until, f"hard bounce {status} ({mail.message_id})", ticket.id)
-            notes.append(f"{address} suppressed until {until:%Y-%m-%d} (DSN {status})")
+        if not status.startswith("5."):
+            continue
+        if address not in sent_to or address in protected:
+            notes.append(f"bounce for {address} ignored: not a recipient of a mail of ours here")
+            continue
+        suppress(session, address, until, f"hard bounce {status} ({mail.message_id})", ticket.id)
+        notes.append(f"{address} suppressed until {until:%Y-%m-%d} (DSN {status})")
     return notes
 
 

@@ -185,10 +185,16 @@ def claim(engine: Engine, config: Config, now: datetime) -> list[int]:
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = session.exec(query).all()
+        # Held long enough for the whole batch to time out mail by mail.
+        hold = max(CLAIM_SECONDS, config.outbound.batch_size * _timeout(config) + 60)
         for row in rows:
             row.status = "sending"
-            row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+            row.claimed_until = now + timedelta(seconds=hold)
         return [row.id for row in rows if row.id is not None]
+
+
+def _timeout(config: Config) -> float:
+    return config.smtp.timeout_seconds if config.smtp else 30.0
 
 
 def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer) -> EmailMessage:
@@ -199,10 +205,11 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     recipients = json.loads(row.recipients)
     mail = EmailMessage()
     mail["From"] = formataddr((header_safe(meta["from_name"]), meta["from_address"]))
-    to = [formataddr((header_safe(r["name"]), r["address"])) for r in recipients if r["kind"] == "to"]
-    cc = [formataddr((header_safe(r["name"]), r["address"])) for r in recipients if r["kind"] == "cc"]
-    mail["To"] = ", ".join(to or [formataddr(("", recipients[0]["address"]))])
-    if cc and to:
+    named = [(r["kind"], formataddr((header_safe(r["name"]), r["address"]))) for r in recipients]
+    to = [a for kind, a in named if kind == "to"] or [named[0][1]]  # someone must be in To
+    cc = [a for _, a in named if a not in to]
+    mail["To"] = ", ".join(to)
+    if cc:
         mail["Cc"] = ", ".join(cc)
     mail["Reply-To"] = meta["reply_to"]
     subject = header_safe(rendered.subject)
@@ -211,9 +218,9 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     mail["Message-ID"] = f"<{message.message_id}>"
     mail["Date"] = format_datetime(datetime.now(UTC))
     if message.in_reply_to:
-        mail["In-Reply-To"] = f"<{message.in_reply_to}>"
+        mail["In-Reply-To"] = f"<{header_safe(message.in_reply_to)}>"
     if message.references:
-        mail["References"] = " ".join(f"<{ref}>" for ref in message.references.split())
+        mail["References"] = " ".join(f"<{header_safe(ref)}>" for ref in message.references.split())
     mail["Auto-Submitted"] = meta["auto_submitted"]
     mail["X-Auto-Response-Suppress"] = "All"
     if meta["auto_submitted"] != "no":  # an agent's reply is a human's mail
@@ -234,7 +241,7 @@ async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[],
     if not ids:
         result.next_due = next_due(engine)
         return result
-    outcomes: dict[int, tuple[str, str]] = {}
+    failed_renders: dict[int, tuple[str, str]] = {}
     prepared: list[tuple[int, EmailMessage]] = []
     with transaction(engine) as session:
         for row_id in ids:
@@ -246,31 +253,41 @@ async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[],
             try:
                 prepared.append((row_id, compose(row, message, ticket, renderer)))
             except Exception as exc:  # a broken (admin) template: record it, never crash
-                outcomes[row_id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")
+                failed_renders[row_id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")
+    _record(engine, config, failed_renders, now, result)
+    pending = [row_id for row_id, _ in prepared]
     try:
         async with sender() as connection:
-            for position, (row_id, mail) in enumerate(prepared):
+            for row_id, mail in prepared:
                 try:
                     await connection.send(mail)
-                    outcomes[row_id] = ("sent", "")
+                    outcome = ("sent", "")
                 except PermanentSendError as exc:
-                    outcomes[row_id] = ("failed", str(exc))
+                    outcome = ("failed", str(exc))
                 except TemporarySendError as exc:
-                    outcomes[row_id] = ("retry", str(exc))
+                    outcome = ("retry", str(exc))
                     if exc.connection_lost:
-                        for later_id, _ in prepared[position + 1:]:
-                            outcomes[later_id] = ("retry", "not attempted: connection lost")
+                        _record(engine, config, {row_id: outcome}, now, result)
+                        pending.remove(row_id)
                         break
+                except Exception as exc:  # never resend a mail over an error we do not know
+                    outcome = ("failed", f"{type(exc).__name__}: {exc}")
+                # Recorded at once: a crash later in the batch never sends this one again.
+                _record(engine, config, {row_id: outcome}, now, result)
+                pending.remove(row_id)
     except TemporarySendError as exc:
-        for row_id, _ in prepared:
-            outcomes.setdefault(row_id, ("retry", str(exc)))
-    _record(engine, config, outcomes, now, result)
+        _record(engine, config, dict.fromkeys(pending, ("retry", str(exc))), now, result)
+        pending = []
+    _record(engine, config, dict.fromkeys(pending, ("retry", "not attempted: connection lost")),
+            now, result)
     result.next_due = next_due(engine)
     return result
 
 
 def _record(engine: Engine, config: Config, outcomes: dict[int, tuple[str, str]],
             now: datetime, result: FlushResult) -> None:
+    if not outcomes:
+        return
     with transaction(engine) as session:
         for row_id, (state, detail) in outcomes.items():
             row = session.get(OutboxMail, row_id)

@@ -86,7 +86,10 @@ class ParsedMail:
     def thread_ids(self) -> list[str]:
         """Message-IDs this mail refers to, nearest first (In-Reply-To, then References)."""
         seen: dict[str, None] = {}
-        for mid in [*self.in_reply_to, *reversed(self.references), *self.embedded_message_ids]:
+        # A returned mail inside a delivery report names our mail; an attached mail in an
+        # ordinary message (a forward) says nothing about where the new one belongs.
+        embedded = self.embedded_message_ids if self.content_type == "multipart/report" else []
+        for mid in [*self.in_reply_to, *reversed(self.references), *embedded]:
             seen.setdefault(mid, None)
         return list(seen)
 
@@ -272,7 +275,7 @@ def _message_id(raw_headers: dict[str, list[str]], raw: bytes) -> tuple[str, boo
     if found:
         return found[0], False
     value = decode_header_text(value).strip().strip("<>").strip()
-    if value and " " not in value and len(value) < 500:
+    if value and " " not in value and len(value) < 500 and value.isprintable():
         return value, False
     digest = hashlib.sha256(raw).hexdigest()[:40]
     return f"{digest}@synthetic.ticketgate.invalid", True
@@ -286,7 +289,7 @@ def _ids(value: object) -> list[str]:
     found = _MSGID.findall(text)
     if not found:
         found = [tok.strip("<>,;") for tok in text.split() if "@" in tok]
-    return [f for f in found if f and len(f) < 500]
+    return [f for f in found if f and len(f) < 500 and f.isprintable()]
 
 
 def _addresses(raw_headers: dict[str, list[str]], name: str) -> list[Address]:

@@ -163,11 +163,12 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
         agents = frozenset(a.address for a in config.agents)
         match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets)
         author = identify_author(config, mail)
-        agent = author.proven_agent if not verdict.automatic else None
         joined = session.get(Ticket, match.ticket.id) if match.ticket else None
-        if agent is not None and joined is None and author.signed_ticket not in (None, NEW_TICKET):
+        if joined is None and author.signed_ticket not in (None, NEW_TICKET):
             # the signed reply address itself names the ticket
             joined = session.exec(select(Ticket).where(Ticket.number == author.signed_ticket)).first()
+        agent = None if verdict.automatic else author.proven_for(joined.number if joined else None)
+        unproven = author.agent is not None and agent is None and not verdict.automatic
         commands, rest = split_commands(mail.text)
         facts = mail_facts(session, config, mail, verdict, source=raw.source, channel=raw.channel,
                            mailbox=raw.mailbox, now=now, ticket=joined,
@@ -199,6 +200,8 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
             kind = "bounce" if "bounce" in verdict.classes else (
                 "auto-reply" if verdict.automatic else "customer")
             public, text = True, mail.text
+            if unproven:  # kept, but shown to agents only: it may be an internal note
+                kind, public = "unverified", False
             closing = _customer_close(session, config, ticket, mail, commands, kind, outcome)
             if closing:
                 text = rest
@@ -237,12 +240,11 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
         rules_changed_status = apply(session, config, ticket, decisions, message.id)
         if handled is not None and agent is not None:
             notes = after_agent(session, config, ticket, message, agent, handled, now)
+        elif unproven and author.agent is not None:
+            notes = unproven_agent(session, config, ticket, message, author.agent, commands, now)
         else:
             notes = after_inbound(session, config, ticket, message, mail, outcome, verdict,
-                                  decisions, rules_changed_status or (kind == "customer" and closing),
-                                  now)
-            if author.agent is not None and not verdict.automatic:
-                notes += unproven_agent(session, config, ticket, message, author.agent, commands, now)
+                                  decisions, rules_changed_status or closing, now)
         if kind == "bounce":
             notes += record_bounce(session, config, ticket, mail, now)
         if notes:

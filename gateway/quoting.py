@@ -23,16 +23,29 @@ _HISTORY = re.compile(
 _OUTLOOK_FROM = re.compile(r"^\s*\*?(from|von|de|da|van)\s*:\*?\s", re.IGNORECASE)
 _OUTLOOK_SENT = re.compile(r"^\s*\*?(sent|gesendet|date|datum|envoyé|enviado|inviato|verzonden)\s*:",
                            re.IGNORECASE)
+_OUTLOOK_TO = re.compile(r"^\s*\*?(to|an|à|para|a|aan|subject|betreff|objet|asunto|oggetto|"
+                         r"onderwerp|cc)\s*:", re.IGNORECASE)
 _SIGNATURE = re.compile(r"^(-- ?|—|__)\s*$")
 
 
+def _outlook_block(lines: list[str], index: int) -> bool:
+    """From:, then Sent:/Date: and To:/Subject: right below it: a quoted header block."""
+    below = lines[index + 1:index + 5]
+    return (bool(_OUTLOOK_FROM.match(lines[index])) and any(_OUTLOOK_SENT.match(x) for x in below)
+            and any(_OUTLOOK_TO.match(x) for x in below))
+
+
 def trim_reply(text: str) -> str:
-    """The new part of a reply: up to the quoted history, without the signature.
+    """The new part of a reply: up to the quoted history, without the signature ('' if none).
 
     >>> trim_reply("Thanks, fixed.\\n\\n-- \\nAlice\\n\\nOn Mon, 23 Nov 2026 Bob wrote:\\n> old")
     'Thanks, fixed.'
     >>> trim_reply("Erledigt.\\n\\nVon: Kunde <k@example.org>\\nGesendet: Montag\\nBetreff: x")
     'Erledigt.'
+    >>> trim_reply("Logged:\\nFrom: billing@example.com\\nDate: today\\n\\nCheck spam.")
+    'Logged:\\nFrom: billing@example.com\\nDate: today\\n\\nCheck spam.'
+    >>> trim_reply("On Mon, Bob wrote:\\n> only history")
+    ''
     """
     lines = text.replace("\r\n", "\n").split("\n")
     cut = len(lines)
@@ -41,11 +54,10 @@ def trim_reply(text: str) -> str:
         if _HISTORY.match(line) or _SIGNATURE.match(line) or _HISTORY.match(joined):
             cut = index
             break
-        if _OUTLOOK_FROM.match(line) and any(_OUTLOOK_SENT.match(x) for x in lines[index + 1:index + 4]):
+        if _outlook_block(lines, index):
             cut = index
             break
         if line.startswith(">") and all(not x.strip() or x.startswith(">") for x in lines[index:]):
             cut = index
             break
-    kept = "\n".join(lines[:cut]).strip()
-    return kept or text.strip()
+    return "\n".join(lines[:cut]).strip()

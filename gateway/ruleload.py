@@ -92,12 +92,18 @@ def parse_rule_file(path: Path, vocab: Vocabulary) -> tuple[list[Rule], list[Rul
     for index, table in enumerate(tables):
         line = starts[index] if index < len(starts) else 1
         label = f"rule[{index}]"
+        if not isinstance(table, dict):
+            errors.append(RuleFileError(name, line, label, "must be a table: [[rule]]"))
+            continue
         try:
             rule = _rule(table, vocab, name, line)
         except Invalid as exc:
             where = _locate(text, starts, index, exc.key)
             title = table.get("name") if isinstance(table.get("name"), str) else label
             errors.append(RuleFileError(name, where, f"rule {title!r} {exc.key}", exc.message))
+            continue
+        except Exception as exc:  # a shape the validator did not foresee: report, never crash
+            errors.append(RuleFileError(name, line, label, f"cannot be read: {exc!r}"))
             continue
         if rule is not None:
             result.append(rule)

@@ -10,6 +10,7 @@ import signal
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporarySourceError
@@ -135,6 +136,8 @@ class MailboxWorker:
                 continue
             except (TemporarySourceError, StoreUnavailable, OSError) as exc:
                 self._outage(str(exc))
+            except DBAPIError as exc:  # the database went away outside a mail's transaction
+                self._outage(f"database: {exc.orig}")
             except SourceError as exc:
                 self._outage(str(exc))
                 if once:

@@ -18,7 +18,7 @@ from gateway.pipeline import Disposition, RawMail, process
 from gateway.render import Renderer
 from gateway.service import run_service
 from store.db import transaction
-from store.models import Message, Ticket
+from store.models import Message, Ticket, Watcher
 from tests.conftest import mail, mailbox_table
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
@@ -233,3 +233,47 @@ async def test_internal_ticket_sends_no_customer_mail(engine: Engine, smtp: Smtp
     await flush(engine, config)
     assert all(d.rcpt_tos == ["alice@example.com"] or d.rcpt_tos == ["bob@example.com"]
                for d in smtp.handler.delivered)
+
+
+async def test_a_reply_with_only_commands_sends_the_customer_nothing_quoted(
+    engine: Engine, smtp: SmtpServer
+) -> None:
+    config = agent_config(engine, smtp)
+    created, reply_to = await open_ticket(engine, config, smtp)
+    quoted = ("#status resolved\n\nOn Mon, 23 Nov 2026 ACME Support <support@example.com> wrote:\n"
+              "> Neues Ticket from Anna, internal priority 5\n> #internal hints\n")
+    process(engine, config, RawMail(agent_mail("only", reply_to, quoted), "in"), now=T0)
+    await flush(engine, config)
+    to_anna = smtp.handler.to("anna@acme.example")
+    assert all("internal" not in d.data.decode("utf-8", "replace") for d in to_anna)
+    assert all(d.message["Auto-Submitted"] != "no" for d in to_anna)  # no relayed "reply"
+    assert any("Closed" in d.message["Subject"] for d in to_anna)  # the status mail instead
+    assert ticket(engine, created.ticket_number).status == "resolved"
+
+
+async def test_a_signed_address_proves_nothing_for_another_ticket(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    _first, reply_to = await open_ticket(engine, config, smtp)
+    other = process(engine, config, RawMail(mail("c2", "Other", "otto@else.example"), "in"), now=T0)
+    leaked = agent_mail("leak", reply_to, "#watch evil@attacker.example\nhi",
+                        subject=f"Re: [#{other.ticket_number}]")
+    result = process(engine, config, RawMail(leaked, "in"), now=T0)
+    assert result.ticket_number == other.ticket_number and "unproven" in result.detail
+    with transaction(engine) as session:
+        watchers = session.exec(select(Watcher.address).join(Ticket)
+                                .where(Ticket.number == other.ticket_number)).all()
+    assert "evil@attacker.example" not in watchers
+
+
+async def test_unproven_agent_mail_stays_internal(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    created, _ = await open_ticket(engine, config, smtp)
+    before = len(smtp.handler.to("bert@acme.example"))
+    note = agent_mail("np", "support@example.com", "#internal Customer is difficult, max 10%",
+                      subject=f"Re: [#{created.ticket_number}]")
+    process(engine, config, RawMail(note, "in"), now=T0)
+    await flush(engine, config)
+    assert len(smtp.handler.to("bert@acme.example")) == before  # the CC watcher hears nothing
+    with transaction(engine) as session:
+        stored = session.exec(select(Message).where(Message.message_id == "a-np@laptop.example.com")).one()
+    assert (stored.kind, stored.public) == ("unverified", False)

@@ -335,3 +335,22 @@ async def test_contact_language_from_content_language(engine: Engine, smtp: Smtp
     english = smtp.handler.to("erik@acme.example")[0].message.get_body(("plain",)).get_content()
     assert "Vielen Dank" in german or "vielen Dank" in german
     assert "thank you" in english
+
+
+async def test_forged_bounce_cannot_silence_an_agent(engine: Engine, smtp: SmtpServer) -> None:
+    config = outbound_config(smtp)
+    created = ingest(engine, config, mail(1, "Hi", "anna@acme.example"))
+    await flush(engine, config)
+    ack_id = smtp.handler.to("anna@acme.example")[0].message["Message-ID"]
+    forged = (
+        "From: MAILER-DAEMON@evil.example\r\nTo: support@example.com\r\nSubject: Undelivered\r\n"
+        "Message-ID: <dsn-forged@evil.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; evil.example\r\n\r\n"
+        "Final-Recipient: rfc822; alice@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {ack_id}\r\n\r\n--B--\r\n"
+    ).encode()
+    result = ingest(engine, config, forged)
+    assert result.ticket_number == created.ticket_number and "ignored" in result.detail
+    with transaction(engine) as session:
+        assert session.get(Suppression, "alice@example.com") is None

@@ -190,6 +190,7 @@ ERRORS = [
      "is not a valid address"),
     ('[[rule]]\nname = "x"\non = "ticket.created"\n', 1, "then: needs at least one action"),
     ('[[rule]]\nname = "x"\non = "ticket.created"\nthen.priority = 3\n[[rule\n', 5, "toml"),
+    ("rule = [1]\n", 1, "must be a table"),
 ]
 
 
