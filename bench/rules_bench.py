@@ -59,7 +59,7 @@ def main() -> None:
         rules, errors = load_rules(Path(tmp), Vocabulary(templates=TEMPLATE_NAMES))
     assert not errors and len(rules) == 200
     mail = parse_mail(raw)
-    verdict = inspect(mail, frozenset(), 10**8)
+    verdict = inspect(mail, frozenset())
     sender = mail.from_
     facts = Facts(sender=Person(sender.address, sender.name) if sender else None,
                   subject=mail.subject, body=mail.text, headers=mail.headers,

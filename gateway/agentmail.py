@@ -37,11 +37,7 @@ def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now
     assert ticket.id is not None
     before = ticket.status
     if plan.status is not None:
-        ticket.status = plan.status
-        if plan.status in ("resolved", "closed"):
-            ticket.resolved_at = ticket.resolved_at or now
-            if plan.status == "closed":
-                ticket.closed_at = now
+        ticket.set_status(plan.status, now)
     if plan.priority is not None:
         ticket.priority = plan.priority
     if plan.channel is not None:

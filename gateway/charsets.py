@@ -59,7 +59,7 @@ def decode_bytes(data: bytes, label: str | None = None) -> tuple[str, str | None
     if not data:
         return "", None
     codec = codec_for(label)
-    if data.isascii() and codec not in ("utf-7", "iso2022_jp_ext", "iso2022_jp", "utf-16"):
+    if data.isascii() and not _escaping(codec):
         return data.decode("ascii"), None
     if codec is not None:
         # A single-byte label on valid multi-byte UTF-8 is almost always a mislabel.
@@ -99,6 +99,12 @@ def _guess(data: bytes) -> str:
     return max(scores)[2] if scores else "cp1252"
 
 
+def _escaping(codec: str | None) -> bool:
+    """Codecs whose 7-bit bytes are not ASCII text (escape sequences, UTF-16/32, UTF-7)."""
+    return codec is not None and codec.replace("_", "-").startswith(
+        ("utf-16", "utf-32", "utf-7", "iso2022", "hz"))
+
+
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
@@ -128,8 +134,10 @@ def decode_header_text(value: object) -> str:
     for chunk, charset in chunks:
         if isinstance(chunk, str):
             parts.append(chunk)
+        elif charset is None:  # the stdlib hands back unencoded text as raw-unicode-escape
+            parts.append(chunk.decode("raw-unicode-escape", "replace"))
         else:
-            parts.append(decode_bytes(chunk, charset or "utf-8")[0])
+            parts.append(decode_bytes(chunk, charset)[0])
     decoded = "".join(parts)
     # Encoded words the stdlib left alone (malformed neighbours): decode one by one.
     return _ENCODED_WORD.sub(lambda m: decode_header_text_word(m.group(0)), decoded).strip()

@@ -4,7 +4,9 @@
     ├── ConfigError          bad admin input (config file); names file and key
     ├── SourceError          a mail source failed
     │   └── TemporarySourceError   network fault or timeout: reconnect and retry
-    └── ParseFailure         a mail that cannot be parsed at all (goes to quarantine)
+    └── SendError            (gateway.mailer) an outbound mail was not handed over
+        ├── TemporarySendError     4xx, network: retry later
+        └── PermanentSendError     5xx: give up, record
 
 Expected mail outcomes (new ticket, follow-up, duplicate, quarantined) are values of
 ``Disposition``, never exceptions.
@@ -27,7 +29,3 @@ class SourceError(TicketgateError):
 
 class TemporarySourceError(SourceError):
     """A mail source failed in a way a reconnect may fix (network, timeout)."""
-
-
-class ParseFailure(TicketgateError):
-    """A mail could not be parsed at all."""

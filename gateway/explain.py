@@ -24,7 +24,7 @@ def explain(engine: Engine, config: Config, rules: list[Rule], raw: bytes, sourc
     """What the rules would do with this mail; reads the database, changes nothing."""
     now = now or datetime.now(UTC)
     mail = parse_mail(raw)
-    verdict = inspect(mail, config.own_addresses(), config.limits.max_message_bytes)
+    verdict = inspect(mail, config.own_addresses())
     with Session(engine) as session:
         agents = frozenset(a.address for a in config.agents)
         match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets)

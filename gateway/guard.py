@@ -1,4 +1,4 @@
-"""Guard stage: size limit and loop / auto-submitted / bulk / list / bounce classification."""
+"""Guard stage: loop / auto-submitted / bulk / list / bounce classification."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _NO_REPLY = re.compile(
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the guard found: the mail's classes and whether it may be stored at all."""
+    """What the guard found: the classes of a mail (empty for a person's mail)."""
 
     classes: tuple[str, ...]
 
@@ -31,7 +31,7 @@ class Verdict:
         return ",".join(self.classes)
 
 
-def inspect(mail: ParsedMail, own_addresses: frozenset[str], max_bytes: int) -> Verdict:
+def inspect(mail: ParsedMail, own_addresses: frozenset[str]) -> Verdict:
     """Classify a parsed mail; the caller decides what each class means."""
     classes: list[str] = []
     auto = mail.header("auto-submitted").strip().lower()

@@ -16,7 +16,7 @@ from gateway.commands import Command
 from gateway.config import AgentConfig, Config
 from gateway.guard import Verdict
 from gateway.numbers import token
-from gateway.outbox import Recipient, ack_allowed, enqueue, suppress
+from gateway.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
 from gateway.parse import ParsedMail, message_key
 from gateway.policy import Decisions
 from gateway.render import customer_status
@@ -166,6 +166,9 @@ def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Mes
             plan.to_agent("agent/new_message", agent, inbound)
         copied = {a.address for a in [*mail.to, *mail.cc]}
         for watcher in _watchers(session, ticket, exclude={inbound.from_address, *copied}, config=config):
+            if not update_allowed(session, config, watcher, now):
+                plan.notes.append(f"no watcher/update to {watcher}: hourly limit reached")
+                continue
             plan.to_customer("watcher/update", inbound, auto="auto-generated",
                              recipients=[Recipient(watcher)])
     elif outcome == "rejected":

@@ -81,17 +81,27 @@ def suppress(session: Session, address: str, until: datetime, reason: str,
         row.until, row.reason, row.ticket_id = until, reason[:500], ticket_id
 
 
-def ack_allowed(session: Session, config: Config, address: str, ticket_id: int,
-                now: datetime) -> str | None:
-    """None when an automatic reply may go out; otherwise why not (rate limits)."""
-    since = now - timedelta(hours=1)
-    per_recipient = session.exec(
+def _recent(session: Session, address: str, templates: frozenset[str], since: datetime) -> int:
+    """How many mails of these templates went to address since a time."""
+    return int(session.exec(
         select(func.count()).select_from(OutboxMail).where(
-            col(OutboxMail.template).in_(ACK_TEMPLATES),
+            col(OutboxMail.template).in_(templates),
             OutboxMail.primary_address == address,
             col(OutboxMail.created_at) >= since,
         )
-    ).one()
+    ).one())
+
+
+def update_allowed(session: Session, config: Config, address: str, now: datetime) -> bool:
+    """Watcher updates are rate-limited like automatic replies: two CC'd robots cannot loop."""
+    sent = _recent(session, address, frozenset({"watcher/update"}), now - timedelta(hours=1))
+    return sent < config.outbound.ack_limit_per_recipient_hour
+
+
+def ack_allowed(session: Session, config: Config, address: str, ticket_id: int,
+                now: datetime) -> str | None:
+    """None when an automatic reply may go out; otherwise why not (rate limits)."""
+    per_recipient = _recent(session, address, ACK_TEMPLATES, now - timedelta(hours=1))
     if per_recipient >= config.outbound.ack_limit_per_recipient_hour:
         return (f"{per_recipient} automatic replies to {address} in the last hour "
                 f"(limit {config.outbound.ack_limit_per_recipient_hour})")

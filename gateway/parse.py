@@ -148,7 +148,8 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
     raw_headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():  # raw strings: 8-bit bytes survive as surrogates
         raw_headers.setdefault(name.lower(), []).append(str(value))
-    headers = {name: [decode_header_text(v) for v in values] for name, values in raw_headers.items()}
+    headers = {name: [decode_header_text(v).replace("\x00", "") for v in values]
+               for name, values in raw_headers.items()}
     message_id, synthetic = _message_id(raw_headers, raw)
     texts: list[str] = []
     htmls: list[str] = []
@@ -156,10 +157,10 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
     embedded: list[str] = []
     _walk(msg, texts, htmls, attachments, embedded, defects)
     statuses = _delivery_status(msg)
-    text = "\n".join(t for t in texts if t.strip())
+    text = "\n".join(t for t in texts if t.strip()).replace("\x00", "")
     text, uuencoded = extract_uuencoded(text)
     attachments.extend(uuencoded)
-    html = sanitize("\n".join(htmls)) if htmls else ""
+    html = sanitize("\n".join(htmls)).replace("\x00", "") if htmls else ""
     if not text.strip() and html:
         text = html_to_text(html)
     return ParsedMail(

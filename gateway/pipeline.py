@@ -73,11 +73,6 @@ class Disposition:
     ticket_number: str | None = None
     detail: str = ""
 
-    @property
-    def settled(self) -> bool:
-        """The mail is safely recorded (stored, deduplicated or quarantined)."""
-        return self.outcome != "retry"
-
 
 class StoreUnavailable(Exception):
     """The database could not be reached; the mail stays where it is and is tried again."""
@@ -99,7 +94,7 @@ def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None =
             return _failed(engine, raw, reason, fallback_id, keep_failures)
         mail = parsed or parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
         fallback_id = mail.message_id
-        verdict = inspect(mail, config.own_addresses(), config.limits.max_message_bytes)
+        verdict = inspect(mail, config.own_addresses())
         for _attempt in range(3):
             try:
                 return _store(engine, config, raw, mail, verdict, now, rules)
@@ -237,7 +232,7 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
                                    data=item.data))
         if kind == "customer":
             _add_watchers(session, config, ticket.id, mail)
-        rules_changed_status = apply(session, config, ticket, decisions, message.id)
+        rules_changed_status = apply(session, config, ticket, decisions, message.id, now)
         if handled is not None and agent is not None:
             notes = after_agent(session, config, ticket, message, agent, handled, now)
         elif unproven and author.agent is not None:
@@ -265,9 +260,7 @@ def _customer_close(session: Session, config: Config, ticket: Ticket, mail: Pars
     watching = sender in watcher_addresses(session, ticket.id)
     if (customer is None or customer.address != sender) and not watching:
         return False
-    ticket.status = "closed"
-    ticket.closed_at = ticket.updated_at = utcnow()
-    return True
+    return ticket.set_status("closed", utcnow())
 
 
 def _opens_new(config: Config, ticket: Ticket, verdict: Verdict) -> bool:
@@ -293,10 +286,10 @@ def _ticket_for(session: Session, config: Config, raw: RawMail, mail: ParsedMail
             channel = config.channel(ticket.channel)
             if ((channel.closed_followup if channel else None) or config.tickets.closed_followup) == "reject":
                 return ticket, "rejected", f"follow-up to closed {ticket.number} rejected"
-            _set_status(ticket, "open", now)
+            ticket.set_status("open", now)
             return ticket, "followup", f"reopened closed ticket via {match.via}"
         if ticket.status == WAITING_EXTERNAL or ticket.status in REOPENABLE:
-            _set_status(ticket, "open", now)
+            ticket.set_status("open", now)
         ticket.updated_at = utcnow()
         return ticket, "followup", f"via {match.via}"
     linked = match.linked.id if match.linked else None
@@ -341,13 +334,6 @@ def _new_ticket(session: Session, config: Config, raw: RawMail, mail: ParsedMail
     session.add(ticket)
     session.flush()
     return ticket
-
-
-def _set_status(ticket: Ticket, status: str, now: datetime) -> None:
-    ticket.status = status
-    ticket.updated_at = now
-    if status == "open":
-        ticket.resolved_at = ticket.closed_at = None
 
 
 def _add_watchers(session: Session, config: Config, ticket_id: int, mail: ParsedMail) -> None:

@@ -88,15 +88,17 @@ def decide(rules: Sequence[Rule], events: Sequence[str], facts: Facts,
 
 
 def apply(session: Session, config: Config, ticket: Ticket, decisions: Decisions,
-          message_id: int | None) -> bool:
+          message_id: int | None, now: datetime) -> bool:
     """Write the fired rules' actions and hits onto the ticket; True when the status changed."""
     assert ticket.id is not None
     before = ticket.status
     for event, outcome in decisions.outcomes:
         actions = outcome.actions
-        for name in ("channel", "priority", "activity_type", "status"):
+        for name in ("channel", "priority", "activity_type"):
             if name in actions:
                 setattr(ticket, name, actions[name])
+        if "status" in actions:
+            ticket.set_status(actions["status"], now)
         if "owner" in actions:
             ticket.owner = actions["owner"]
             agent = next((a for a in config.agents if a.name == actions["owner"]), None)

@@ -41,7 +41,7 @@ class Invalid(Exception):
 
 # --- value matchers -------------------------------------------------------------------------
 
-def _matcher(key: str, spec: Any, check: Callable[[str, Any], None] | None = None) -> Matcher:
+def _matcher(key: str, spec: Any, check: Callable[[str, Any], Any] | None = None) -> Matcher:
     """A matcher from TOML: scalar = equals, array = in, table = operators (all must hold)."""
     if isinstance(spec, list):
         for item in spec:
@@ -84,7 +84,7 @@ def _bad(key: str, value: Any) -> Any:
     raise Invalid(key, f"needs a single value, got {value!r}")
 
 
-def _literal(key: str, value: Any, check: Callable[[str, Any], None] | None) -> None:
+def _literal(key: str, value: Any, check: Callable[[str, Any], Any] | None) -> None:
     if isinstance(value, dict | list):
         raise Invalid(key, f"needs a single value, got {value!r}")
     if check is not None:
@@ -100,10 +100,14 @@ def _regex(key: str, pattern: Any) -> re.Pattern[str]:
         raise Invalid(key, f"bad regular expression {pattern!r}: {exc}") from None
 
 
-def _one_of(options: Sequence[str], what: str) -> Callable[[str, Any], None]:
-    def check(key: str, value: Any) -> None:
-        if not isinstance(value, str) or value.casefold() not in {o.casefold() for o in options}:
+def _one_of(options: Sequence[str], what: str) -> Callable[[str, Any], Any]:
+    """A check that also answers with the name as configured ("HOTLINE" -> "hotline")."""
+    canonical = {o.casefold(): o for o in options}
+
+    def check(key: str, value: Any) -> str:
+        if not isinstance(value, str) or value.casefold() not in canonical:
             raise Invalid(key, f"unknown {what} {value!r} (known: {', '.join(sorted(options))})")
+        return canonical[value.casefold()]
     return check
 
 
@@ -155,7 +159,7 @@ def _fact(getter: Callable[[Facts], Any], matcher: Matcher) -> FactTest:
 def condition(key: str, spec: Any, vocab: Vocabulary) -> Condition:
     """One when.KEY = SPEC, compiled (key is the full path, its last part the condition)."""
     name = key.rpartition(".")[2]
-    simple: dict[str, tuple[Callable[[Facts], Any], Callable[[str, Any], None] | None]] = {
+    simple: dict[str, tuple[Callable[[Facts], Any], Callable[[str, Any], Any] | None]] = {
         "source": (lambda f: f.source, _one_of(SOURCES, "source")),
         "channel": (lambda f: f.channel, _one_of(sorted(vocab.channels), "channel")),
         "mailbox": (lambda f: f.mailbox, typed(str)),
@@ -277,16 +281,16 @@ def actions(spec: Any, vocab: Vocabulary) -> dict[str, Any]:
     for name, value in spec.items():
         key = f"then.{name}"
         if name == "channel":
-            _one_of(sorted(vocab.channels), "channel")(key, value)
+            value = _one_of(sorted(vocab.channels), "channel")(key, value)
         elif name == "priority":
             _priority(key, value)
         elif name == "activity_type":
             if not isinstance(value, str) or not value.strip():
                 raise Invalid(key, f"needs a non-empty string, got {value!r}")
         elif name == "owner":
-            _one_of(sorted(vocab.agents), "agent")(key, value)
+            value = _one_of(sorted(vocab.agents), "agent")(key, value)
         elif name == "status":
-            _one_of(STATUSES, "status")(key, value)
+            value = _one_of(STATUSES, "status")(key, value)
         elif name in ("category", "tag"):
             value = _strings(key, value)
         elif name == "add_watcher":
@@ -298,7 +302,7 @@ def actions(spec: Any, vocab: Vocabulary) -> dict[str, Any]:
                     raise Invalid(key, f"{address!r} is not a valid address: {exc}") from None
         elif name == "auto_reply":
             if value is not False:
-                _one_of(sorted(vocab.templates), "template")(key, value)
+                value = _one_of(sorted(vocab.templates), "template")(key, value)
         elif name == "notify":
             value = [_notify(f"{key}[{i}]" if isinstance(spec[name], list) else key, n, vocab)
                      for i, n in enumerate(value if isinstance(value, list) else [value])]
@@ -325,6 +329,8 @@ def _strings(key: str, value: Any) -> list[str]:
 def _notify(key: str, value: Any, vocab: Vocabulary) -> dict[str, str]:
     if not isinstance(value, dict) or set(value) != {"template", "audience"}:
         raise Invalid(key, 'needs { template = "agent/new_ticket", audience = "agents" }')
-    _one_of(sorted(vocab.templates), "template")(f"{key}.template", value["template"])
-    _one_of(AUDIENCES, "audience")(f"{key}.audience", value["audience"])
-    return {"template": value["template"], "audience": value["audience"]}
+    template = _one_of(sorted(vocab.templates), "template")(f"{key}.template", value["template"])
+    audience = _one_of(AUDIENCES, "audience")(f"{key}.audience", value["audience"])
+    if audience in ("customer", "watchers") and template.startswith("agent/"):
+        raise Invalid(f"{key}.template", f"{template!r} is written for agents, not for {audience}")
+    return {"template": template, "audience": audience}

@@ -63,7 +63,9 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
         with transaction(engine) as session:
             done = processed_uids(session, cfg.name, box.uidvalidity, batch)
         if done and move_mode:  # committed earlier, not yet moved (crash or lost connection)
-            await box.settle(sorted(done), cfg.processed_folder)
+            failed_before = sorted(u for u, outcome in done.items() if outcome == "quarantined")
+            await box.settle(sorted(set(done) - set(failed_before)), cfg.processed_folder)
+            await box.settle(failed_before, cfg.failed_folder or cfg.processed_folder)
             result.settled_again += len(done)
         todo = [u for u in batch if u not in done]
         if not todo:

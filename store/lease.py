@@ -85,8 +85,10 @@ class Lease:
             if row is not None and row.holder != self.holder:
                 renewed = row.renewed_at if row.renewed_at.tzinfo else row.renewed_at.replace(
                     tzinfo=now.tzinfo)
-                alive = row.host != host or _pid_alive(row.pid)
-                if alive and now - renewed < self.stale_after:
+                if row.host == host:  # one host: the pid says it all, however long a pass takes
+                    if _pid_alive(row.pid):
+                        return False
+                elif now - renewed < self.stale_after:
                     return False
                 log.warning("%s taking over the lease of %s", self.mailbox, row.holder)
             if row is None:

@@ -154,18 +154,19 @@ def ledger_has(session: Session, mailbox: str, uidvalidity: int | None, uid: int
     ).first() is not None
 
 
-def processed_uids(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:
-    """Which of these UIDs the ledger already holds."""
+def processed_uids(session: Session, mailbox: str, uidvalidity: int,
+                   uids: Sequence[int]) -> dict[int, str]:
+    """Which of these UIDs the ledger already holds, with their outcomes."""
     if not uids:
-        return set()
+        return {}
     rows = session.exec(
-        select(LedgerEntry.uid).where(
+        select(LedgerEntry.uid, LedgerEntry.outcome).where(
             LedgerEntry.mailbox == mailbox,
             LedgerEntry.uidvalidity == uidvalidity,
             col(LedgerEntry.uid).in_(list(uids)),
         )
     ).all()
-    return {int(u) for u in rows if u is not None}
+    return {int(uid): outcome for uid, outcome in rows if uid is not None}
 
 
 def last_uid(session: Session, mailbox: str, uidvalidity: int) -> int:

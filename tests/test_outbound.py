@@ -354,3 +354,16 @@ async def test_forged_bounce_cannot_silence_an_agent(engine: Engine, smtp: SmtpS
     assert result.ticket_number == created.ticket_number and "ignored" in result.detail
     with transaction(engine) as session:
         assert session.get(Suppression, "alice@example.com") is None
+
+
+async def test_two_cc_robots_cannot_loop_through_watcher_updates(engine: Engine, smtp: SmtpServer) -> None:
+    config = outbound_config(smtp, ack_limit_per_recipient_hour=3)
+    created = ingest(engine, config, mail("start", "Hi", "anna@acme.example",
+                                          headers="Cc: robot-a@x.example, robot-b@y.example\r\n"))
+    for n in range(20):  # each robot answers every update it gets, without any auto headers
+        robot = "robot-a@x.example" if n % 2 == 0 else "robot-b@y.example"
+        ingest(engine, config, mail(f"r{n}", f"Re: [#{created.ticket_number}] Hi", robot),
+               now=T0 + timedelta(minutes=n))
+    await flush(engine, config, T0 + timedelta(minutes=30))
+    assert len(smtp.handler.to("robot-a@x.example")) <= 3
+    assert len(smtp.handler.to("robot-b@y.example")) <= 3

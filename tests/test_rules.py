@@ -106,6 +106,7 @@ def test_condition(tmp_path: Path, condition: str, fires: bool) -> None:
 # (actions TOML, expected merged actions)
 ACTIONS = [
     ('then.channel = "hotline"', {"channel": "hotline"}),
+    ('then.channel = "HOTLINE"', {"channel": "hotline"}),  # stored as configured
     ("then.priority = 8", {"priority": 8}),
     ('then.activity_type = "Remote support"', {"activity_type": "Remote support"}),
     ('then.category = ["Billing", "Printer"]', {"category": ["Billing", "Printer"]}),
@@ -191,6 +192,9 @@ ERRORS = [
     ('[[rule]]\nname = "x"\non = "ticket.created"\n', 1, "then: needs at least one action"),
     ('[[rule]]\nname = "x"\non = "ticket.created"\nthen.priority = 3\n[[rule\n', 5, "toml"),
     ("rule = [1]\n", 1, "must be a table"),
+    ('[[rule]]\nname = "x"\non = "ticket.created"\n'
+     'then.notify = { template = "agent/new_ticket", audience = "customer" }\n', 4,
+     "is written for agents, not for customer"),
 ]
 
 
