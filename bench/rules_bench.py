@@ -16,7 +16,7 @@ from gateway.guard import inspect
 from gateway.parse import parse_mail
 from gateway.render import TEMPLATE_NAMES
 from gateway.ruleload import Vocabulary, load_rules
-from gateway.rules import Facts, FileFact, Person, evaluate
+from gateway.rules import Facts, FileFact, evaluate
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "baseline-german-qp.eml"
 RULE_SHAPES = [
@@ -61,7 +61,7 @@ def main() -> None:
     mail = parse_mail(raw)
     verdict = inspect(mail, frozenset())
     sender = mail.from_
-    facts = Facts(sender=Person(sender.address, sender.name) if sender else None,
+    facts = Facts(sender=sender,
                   subject=mail.subject, body=mail.text, headers=mail.headers,
                   attachments=tuple(FileFact(a.filename, a.content_type) for a in mail.attachments),
                   auto_submitted=verdict.automatic, local_time=datetime.now(UTC))

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from gateway.config import Config
 from gateway.guard import Verdict
 from gateway.parse import ParsedMail
-from gateway.rules import Facts, FileFact, Outcome, Person, Rule, RuleTrace, evaluate
+from gateway.rules import Facts, FileFact, Outcome, Rule, RuleTrace, evaluate
 from store.models import Organisation, RuleHit, Ticket
 from store.queries import add_watcher, find_contact
 
@@ -61,9 +61,9 @@ def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verd
         source=source,
         channel=ticket.channel if ticket else channel,
         mailbox=mailbox,
-        sender=Person(sender.address, sender.name) if sender else None,
-        to=tuple(Person(a.address, a.name) for a in mail.to),
-        cc=tuple(Person(a.address, a.name) for a in mail.cc),
+        sender=sender,
+        to=tuple(mail.to),
+        cc=tuple(mail.cc),
         subject=mail.subject,
         body=mail.text,
         headers=mail.headers,

@@ -14,21 +14,13 @@ from datetime import datetime, time
 from functools import lru_cache
 from typing import Any
 
+from gateway.parse import Address
+
 EVENTS = ("message.received", "ticket.created", "ticket.status_changed", "ticket.reopened")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-@dataclass(frozen=True)
-class Person:
-    """An address as rules see it."""
-
-    address: str
-    name: str = ""
-
-    @property
-    def domain(self) -> str:
-        """The part after the @."""
-        return self.address.rpartition("@")[2]
+Person = Address  # rules see the parsed address itself: address, name, domain
 
 
 @dataclass(frozen=True)
