@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlmodel import select
 
-from gateway.parse import message_key
+from gateway.intake.parse import message_key
 from store.db import make_engine, transaction
 from store.models import Message, QuarantinedMail
 from tests.servers.dovecot import Dovecot

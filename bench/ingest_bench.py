@@ -85,9 +85,9 @@ def floor_child(spec: str) -> None:
 def profile_ingest(config_path: Path, count: int) -> tuple[pstats.Stats, Counter[str], int]:
     """Fetch count mails over IMAP (as the service does) and run them through process() under cProfile."""
     from gateway.config import load_config
+    from gateway.intake.imap import ImapMailbox
     from gateway.pipeline import RawMail, process
-    from gateway.ruleload import RuleBook, vocabulary
-    from gateway.sources.imap import ImapMailbox
+    from gateway.rules.loader import RuleBook, vocabulary
     from store.db import make_engine, migrate
 
     config = load_config(config_path)

@@ -89,7 +89,7 @@ def main() -> None:
         f"{read_only.peak_rss_mb:.0f} MB; parsing it with `email.message_from_bytes` (compat32) "
         f"as well peaks at {parsed.peak_rss_mb:.0f} MB, **{stdlib:+.0f} MB** for the stdlib parse "
         f"alone (its feed parser holds the body as one str per line). mail-parser, which "
-        f"`gateway.parse` uses, is built on that parser.",
+        f"`gateway.intake.parse` uses, is built on that parser.",
     ])
     print(body)
     write_section("memory", "python bench/memory_bench.py", body)

@@ -13,10 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._report import write_section
 from gateway.config import Config, parse_config
-from gateway.mailer import SmtpSender
-from gateway.outbox import flush_outbox_once
+from gateway.outbound.outbox import flush_outbox_once
+from gateway.outbound.render import Renderer
+from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import RawMail, process
-from gateway.render import Renderer
 from store.db import make_engine, migrate
 from tests.servers.smtp import SmtpServer
 

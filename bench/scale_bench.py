@@ -26,9 +26,9 @@ from sqlmodel import Session
 
 from bench._report import write_section
 from gateway.config import Config, parse_config
-from gateway.numbers import token
-from gateway.parse import message_key
+from gateway.intake.parse import message_key
 from gateway.pipeline import RawMail, process
+from gateway.thread.numbers import token
 from store.db import make_engine, migrate
 from store.models import Contact, LedgerEntry, Message, Organisation, Ticket, Watcher
 from store.models import Counter as CounterRow

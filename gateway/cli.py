@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 
-from gateway.agents import NEW_TICKET, signed_reply_address
+from gateway.agents.identity import NEW_TICKET, signed_reply_address
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, TicketgateError
-from gateway.explain import explain, render_text
+from gateway.intake.files import read_mails
 from gateway.pipeline import RawMail, StoreUnavailable, process
-from gateway.ruleload import RuleBook, load_rules, vocabulary
-from gateway.rules import Rule
-from gateway.sources.files import read_mails
+from gateway.rules.explain import explain, render_text
+from gateway.rules.interpret import Rule
+from gateway.rules.loader import RuleBook, load_rules, vocabulary
 from store.db import make_engine, migrate, transaction
 from store.models import QuarantinedMail, utcnow
 from store.views import outbox_rows, quarantine_rows, ticket_detail, ticket_rows
@@ -158,7 +158,7 @@ def _outbox(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     if config.smtp is None:
         print("error: no [smtp] configured", file=sys.stderr)
         return 1
-    from gateway.scheduler import OutboxWorker
+    from gateway.outbound.worker import OutboxWorker
 
     result = asyncio.run(OutboxWorker(engine, config).flush())
     print(f"outbox: {result.sent} sent, {result.retried} to retry, {result.failed} failed")

@@ -4,7 +4,7 @@
     ├── ConfigError          bad admin input (config file); names file and key
     ├── SourceError          a mail source failed
     │   └── TemporarySourceError   network fault or timeout: reconnect and retry
-    └── SendError            (gateway.mailer) an outbound mail was not handed over
+    └── SendError            (gateway.outbound.smtp) an outbound mail was not handed over
         ├── TemporarySendError     4xx, network: retry later
         └── PermanentSendError     5xx: give up, record
 

@@ -13,19 +13,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, select
 
-from gateway.agentmail import agent_mail
-from gateway.agents import NEW_TICKET, identify_author
-from gateway.commands import Command, plan_commands, split_commands
+from gateway.agents.commands import Command, plan_commands, split_commands
+from gateway.agents.identity import NEW_TICKET, identify_author
+from gateway.agents.mail import agent_mail
+from gateway.agents.quoting import trim_reply
 from gateway.config import LANGUAGES, Config
-from gateway.followup import ThreadMatch, find_thread
-from gateway.guard import Verdict, inspect
-from gateway.htmltext import SANITIZERS
-from gateway.notify import after_agent, after_inbound, record_bounce, unproven_agent
-from gateway.numbers import counter_scope, format_number, ticket_subject
-from gateway.parse import ParsedMail, message_key, parse_mail
-from gateway.policy import apply, decide, describe_drop, mail_facts
-from gateway.quoting import trim_reply
-from gateway.rules import Rule
+from gateway.intake.guard import Verdict, inspect
+from gateway.intake.htmltext import SANITIZERS
+from gateway.intake.parse import ParsedMail, message_key, parse_mail
+from gateway.outbound.notify import after_agent, after_inbound, record_bounce, unproven_agent
+from gateway.rules.interpret import Rule
+from gateway.rules.stage import apply, decide, describe_drop, mail_facts
+from gateway.thread.followup import ThreadMatch, find_thread
+from gateway.thread.numbers import counter_scope, format_number, ticket_subject
 from store.db import transaction
 from store.models import (
     Attachment,

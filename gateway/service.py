@@ -14,11 +14,11 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporarySourceError
-from gateway.parsepool import ParsePool
+from gateway.intake.imap import ImapMailbox
+from gateway.intake.parsepool import ParsePool
+from gateway.outbound.worker import OutboxWorker
 from gateway.pipeline import Disposition, RawMail, StoreUnavailable, process
-from gateway.ruleload import RuleBook, vocabulary
-from gateway.scheduler import OutboxWorker
-from gateway.sources.imap import ImapMailbox
+from gateway.rules.loader import RuleBook, vocabulary
 from store.db import transaction
 from store.lease import Lease
 from store.queries import last_uid, processed_uids

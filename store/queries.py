@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from gateway.followup import TicketRef
-from gateway.parse import Address, message_key
+from gateway.intake.parse import Address, message_key
+from gateway.thread.followup import TicketRef
 from store.models import Contact, LedgerEntry, Message, Organisation, Ticket, Watcher
 
 FREEMAIL_DOMAINS = frozenset({

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from gateway.agents import reply_mac
+from gateway.agents.identity import reply_mac
 from gateway.config import Config, parse_config
-from gateway.mailer import SmtpSender
-from gateway.outbox import flush_outbox_once
+from gateway.outbound.outbox import flush_outbox_once
+from gateway.outbound.render import Renderer
+from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import Disposition, RawMail, process
-from gateway.render import Renderer
 from gateway.service import run_service
 from store.db import transaction
 from store.models import Message, Ticket, Watcher

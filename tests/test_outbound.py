@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from gateway.config import Config
-from gateway.mailer import SmtpSender
-from gateway.notify import Planner
-from gateway.outbox import FlushResult, flush_outbox_once
+from gateway.outbound.notify import Planner
+from gateway.outbound.outbox import FlushResult, flush_outbox_once
+from gateway.outbound.render import Renderer
+from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import Disposition, RawMail, process
-from gateway.render import Renderer
 from store.db import transaction
 from store.models import Message, OutboxMail, Suppression, Ticket
 from tests.conftest import mail, make_config
@@ -292,7 +292,7 @@ async def test_portal_ticket_gets_the_portal_update_with_link(engine: Engine, sm
 async def test_rule_can_silence_the_acknowledgement_and_notify_watchers(
     engine: Engine, smtp: SmtpServer, tmp_path: Any
 ) -> None:
-    from gateway.ruleload import RuleBook, vocabulary
+    from gateway.rules.loader import RuleBook, vocabulary
 
     (tmp_path / "r.toml").write_text(
         '[[rule]]\nname = "quiet"\non = "ticket.created"\nthen.auto_reply = false\n'

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gateway.guard import inspect
-from gateway.htmltext import SANITIZERS
-from gateway.parse import parse_mail
+from gateway.intake.guard import inspect
+from gateway.intake.htmltext import SANITIZERS
+from gateway.intake.parse import parse_mail
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.eml"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from gateway.parse import parse_mail
-from gateway.parsepool import MIN_BATCH, ParsePool
+from gateway.intake.parse import parse_mail
+from gateway.intake.parsepool import MIN_BATCH, ParsePool
 from tests.conftest import mail
 
 

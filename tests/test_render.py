@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.render import TEMPLATE_NAMES, Renderer, customer_status, template_names
+from gateway.outbound.render import TEMPLATE_NAMES, Renderer, customer_status, template_names
 
 CONTEXT = {
     "ticket": {"number": "T20261123.0007", "subject": "Drucker <b>kaputt</b>", "status": "open",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.config import TicketsConfig
-from gateway.numbers import find_token
-from gateway.parse import Address, ParsedMail
+from gateway.intake.parse import Address, ParsedMail
+from gateway.thread.numbers import find_token
 
 
 @dataclass(frozen=True)

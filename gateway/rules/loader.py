@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import rules as r
-from gateway.rulecompile import RULE_KEYS, STATUSES, Invalid, Vocabulary, actions, condition, typed
-from gateway.rules import Rule
+from gateway.rules import interpret as r
+from gateway.rules.compiler import RULE_KEYS, STATUSES, Invalid, Vocabulary, actions, condition, typed
+from gateway.rules.interpret import Rule
 
 log = logging.getLogger("gateway.rules")
 
@@ -25,7 +25,7 @@ __all__ = ["STATUSES", "RuleBook", "RuleFileError", "Vocabulary", "load_rules", 
 
 def vocabulary(config: Any) -> Vocabulary:
     """The names a config makes known to rules (channels, agents, templates)."""
-    from gateway.render import template_names
+    from gateway.outbound.render import template_names
 
     return Vocabulary(
         channels=frozenset(c.name for c in config.channels),

@@ -11,9 +11,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from gateway.config import Config
-from gateway.guard import Verdict
-from gateway.parse import ParsedMail
-from gateway.rules import Facts, FileFact, Outcome, Rule, RuleTrace, evaluate
+from gateway.intake.guard import Verdict
+from gateway.intake.parse import ParsedMail
+from gateway.rules.interpret import Facts, FileFact, Outcome, Rule, RuleTrace, evaluate
 from store.models import Organisation, RuleHit, Ticket
 from store.queries import add_watcher, find_contact
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from gateway import rules as r
-from gateway.rules import Condition, Facts, Matcher
+from gateway.rules import interpret as r
+from gateway.rules.interpret import Condition, Facts, Matcher
 
 SOURCES = ("email", "portal", "api", "phone")
 STATUSES = ("new", "open", "waiting_external", "waiting_internal", "resolved", "closed",

@@ -10,16 +10,16 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from gateway.agentmail import AgentResult
-from gateway.agents import signed_reply_address
-from gateway.commands import Command
+from gateway.agents.commands import Command
+from gateway.agents.identity import signed_reply_address
+from gateway.agents.mail import AgentResult
 from gateway.config import AgentConfig, Config
-from gateway.guard import Verdict
-from gateway.numbers import token
-from gateway.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
-from gateway.parse import ParsedMail, message_key
-from gateway.policy import Decisions
-from gateway.render import customer_status
+from gateway.intake.guard import Verdict
+from gateway.intake.parse import ParsedMail, message_key
+from gateway.outbound.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
+from gateway.outbound.render import customer_status
+from gateway.rules.stage import Decisions
+from gateway.thread.numbers import token
 from store.models import Contact, Message, Ticket, Watcher
 from store.queries import watcher_addresses
 

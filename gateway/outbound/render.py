@@ -19,7 +19,7 @@ from jinja2 import (
     TemplateNotFound,
 )
 
-BUILTIN = Path(__file__).resolve().parent.parent / "templates"
+BUILTIN = Path(__file__).resolve().parents[2] / "templates"
 
 TEMPLATE_NAMES = frozenset({
     "customer/acknowledgement",

@@ -1,6 +1,6 @@
 """The rules interpreter: rule records, the facts of an event, and one evaluate function.
 
-Rules are data (parsed from ``rules/*.toml`` by ``gateway.ruleload``). ``evaluate`` walks
+Rules are data (parsed from ``rules/*.toml`` by ``gateway.rules.loader``). ``evaluate`` walks
 them in order for one event and returns the actions to apply together with which rules
 fired and why, condition by condition.
 """
@@ -14,7 +14,7 @@ from datetime import datetime, time
 from functools import lru_cache
 from typing import Any
 
-from gateway.parse import Address
+from gateway.intake.parse import Address
 
 EVENTS = ("message.received", "ticket.created", "ticket.status_changed", "ticket.reopened")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

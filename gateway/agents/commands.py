@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 
 from gateway.config import Config
-from gateway.rulecompile import STATUSES
+from gateway.rules.compiler import STATUSES
 
 KNOWN = ("status", "priority", "assign", "channel", "category", "activity", "watch", "internal",
          "close", "customer")

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
-from gateway.mailer import MailSender, PermanentSendError, TemporarySendError
-from gateway.parse import message_key
-from gateway.render import Renderer
+from gateway.intake.parse import message_key
+from gateway.outbound.render import Renderer
+from gateway.outbound.smtp import MailSender, PermanentSendError, TemporarySendError
 from store.db import transaction
 from store.models import Message, OutboxMail, Suppression, Ticket
 

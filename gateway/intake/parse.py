@@ -13,9 +13,9 @@ from email.message import Message
 
 import mailparser
 
-from gateway.attachments import ParsedAttachment, attachment_from_part, extract_uuencoded
-from gateway.charsets import decode_bytes, decode_header_text
-from gateway.htmltext import html_to_text, sanitize_html
+from gateway.intake.attachments import ParsedAttachment, attachment_from_part, extract_uuencoded
+from gateway.intake.charsets import decode_bytes, decode_header_text
+from gateway.intake.htmltext import html_to_text, sanitize_html
 
 # mail-parser logs ordinary multipart mail at warning level; its defects reach us as data.
 logging.getLogger("mailparser").setLevel(logging.ERROR)

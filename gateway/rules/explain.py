@@ -10,11 +10,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from gateway.config import Config
-from gateway.followup import find_thread
-from gateway.guard import inspect
-from gateway.parse import parse_mail
-from gateway.policy import decide, mail_facts
-from gateway.rules import Rule
+from gateway.intake.guard import inspect
+from gateway.intake.parse import parse_mail
+from gateway.rules.interpret import Rule
+from gateway.rules.stage import decide, mail_facts
+from gateway.thread.followup import find_thread
 from store.models import Ticket
 from store.queries import SessionThreadIndex
 

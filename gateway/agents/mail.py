@@ -9,10 +9,10 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from gateway.commands import Plan
+from gateway.agents.commands import Plan
 from gateway.config import AgentConfig, Config
-from gateway.numbers import ticket_subject
-from gateway.parse import Address, ParsedMail
+from gateway.intake.parse import Address, ParsedMail
+from gateway.thread.numbers import ticket_subject
 from store.models import Ticket
 from store.queries import add_watcher, contact_for
 

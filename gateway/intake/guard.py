@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.parse import ParsedMail
+from gateway.intake.parse import ParsedMail
 
 _NO_REPLY = re.compile(
     r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"

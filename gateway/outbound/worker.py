@@ -11,9 +11,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from gateway.config import Config
-from gateway.mailer import MailSender, SmtpSender
-from gateway.outbox import FlushResult, flush_outbox_once
-from gateway.render import Renderer
+from gateway.outbound.outbox import FlushResult, flush_outbox_once
+from gateway.outbound.render import Renderer
+from gateway.outbound.smtp import MailSender, SmtpSender
 
 log = logging.getLogger("gateway.scheduler")
 

@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from email.message import Message
 
-from gateway.charsets import decode_header_text
+from gateway.intake.charsets import decode_header_text
 
 MAX_NAME_BYTES = 200
 

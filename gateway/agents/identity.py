@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.config import AgentConfig, Config
-from gateway.parse import ParsedMail
+from gateway.intake.parse import ParsedMail
 
 _SIGNED = re.compile(r"^[^+@]+\+(?P<ticket>[a-z0-9.]+)\.(?P<mac>[0-9a-f]{16})@.+$")
 NEW_TICKET = "NEW"

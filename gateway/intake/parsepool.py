@@ -12,8 +12,8 @@ import logging
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from gateway.htmltext import SANITIZERS
-from gateway.parse import ParsedMail, parse_mail
+from gateway.intake.htmltext import SANITIZERS
+from gateway.intake.parse import ParsedMail, parse_mail
 
 log = logging.getLogger("gateway.parse")
 

@@ -1,0 +1,1 @@
+"""Agents stage: who wrote a mail and the proof, commands, agent mail, reply trimming."""

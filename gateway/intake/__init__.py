@@ -1,0 +1,1 @@
+"""Intake stage: where mail comes from (IMAP, files), parsing, charsets, attachments, the guard."""

@@ -1,0 +1,1 @@
+"""Outbound stage: who gets what, the outbox queue, rendering, sending over SMTP, scheduling."""

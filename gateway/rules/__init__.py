@@ -1,0 +1,1 @@
+"""Rules stage: rule files, their compiler and interpreter, explanations, effects on tickets."""

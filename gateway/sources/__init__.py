@@ -1,1 +1,0 @@
-"""Where mail comes from: IMAP mailboxes and files."""
