@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlmodel import select
 
-from gateway.intake.parse import message_key
 from store.db import make_engine, transaction
+from store.keys import message_key
 from store.models import Message, QuarantinedMail
 from tests.servers.dovecot import Dovecot
 

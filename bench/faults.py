@@ -27,7 +27,7 @@ from bench._report import write_section
 from bench.corpus import generate_mails
 from bench.peer_django_helpdesk import VERSION, PeerUnavailable, run_peer
 from gateway.config import parse_config
-from gateway.outbound.outbox import flush_outbox_once
+from gateway.outbound.flush import flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import RawMail, process

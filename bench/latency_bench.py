@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bench._report import write_section
-from gateway.intake.parse import message_key
+from store.keys import message_key
 from store.models import Message
 from tests.servers.dovecot import Dovecot
 

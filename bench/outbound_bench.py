@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._report import write_section
 from gateway.config import Config, parse_config
-from gateway.outbound.outbox import flush_outbox_once
+from gateway.outbound.flush import flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import RawMail, process

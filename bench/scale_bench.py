@@ -26,13 +26,14 @@ from sqlmodel import Session
 
 from bench._report import write_section
 from gateway.config import Config, parse_config
-from gateway.intake.parse import message_key
 from gateway.pipeline import RawMail, process
+from gateway.thread.index import SessionThreadIndex
 from gateway.thread.numbers import token
 from store.db import make_engine, migrate
+from store.keys import message_key
 from store.models import Contact, LedgerEntry, Message, Organisation, Ticket, Watcher
 from store.models import Counter as CounterRow
-from store.queries import SessionThreadIndex, last_uid, processed_uids
+from store.queries import last_uid, processed_uids
 from tests.servers import postgres
 
 REPO = Path(__file__).resolve().parent.parent

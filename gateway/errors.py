@@ -1,18 +1,25 @@
 """The one exception tree of ticketgate.
 
     TicketgateError
-    ├── ConfigError          bad admin input (config file); names file and key
-    ├── SourceError          a mail source failed
-    │   └── TemporarySourceError   network fault or timeout: reconnect and retry
-    └── SendError            (gateway.outbound.smtp) an outbound mail was not handed over
-        ├── TemporarySendError     4xx, network: retry later
-        └── PermanentSendError     5xx: give up, record
+    ├── ConfigError                  bad admin input (config file); names file and key
+    ├── TemporaryError               try again later: the service backs off, the CLI says so
+    │   ├── StoreUnavailable             the database cannot be reached
+    │   ├── TemporarySourceError         IMAP network fault or timeout (also a SourceError)
+    │   └── TemporarySendError           SMTP 4xx or network fault (also a SendError)
+    ├── SourceError                  a mail source refused us (login, select): retrying won't fix it
+    └── SendError                    an outbound mail was not handed over
+        └── PermanentSendError           5xx: give up, record
 
 Expected mail outcomes (new ticket, follow-up, duplicate, quarantined) are values of
-``Disposition``, never exceptions.
+``Disposition``, never exceptions. Library errors are translated where the library is used.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 
 class TicketgateError(Exception):
@@ -23,9 +30,46 @@ class ConfigError(TicketgateError):
     """The configuration is invalid; the message names file, key and value."""
 
 
+class TemporaryError(TicketgateError):
+    """Something outside us is down for now; the same work will be tried again."""
+
+
+class StoreUnavailable(TemporaryError):
+    """The database could not be reached; the mail stays where it is and is tried again."""
+
+
 class SourceError(TicketgateError):
     """A mail source failed in a way retrying will not fix."""
 
 
-class TemporarySourceError(SourceError):
+class TemporarySourceError(TemporaryError, SourceError):
     """A mail source failed in a way a reconnect may fix (network, timeout)."""
+
+
+class SendError(TicketgateError):
+    """A mail could not be handed over."""
+
+
+class TemporarySendError(TemporaryError, SendError):
+    """Try again later (4xx reply, network fault, timeout).
+
+    ``connection_lost`` means the rest of the batch was not attempted.
+    """
+
+    def __init__(self, message: str, connection_lost: bool = False) -> None:
+        super().__init__(message)
+        self.connection_lost = connection_lost
+
+
+class PermanentSendError(SendError):
+    """The server refused the mail for good (5xx)."""
+
+
+@contextmanager
+def store_errors(kinds: tuple[type[DBAPIError], ...] = (OperationalError, InterfaceError)
+                 ) -> Iterator[None]:
+    """Database outages (connection lost, locked, unreachable) become StoreUnavailable."""
+    try:
+        yield
+    except kinds as exc:
+        raise StoreUnavailable(str(exc.orig) if exc.orig is not None else str(exc)) from exc

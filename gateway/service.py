@@ -13,11 +13,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from gateway.config import Config, MailboxConfig
-from gateway.errors import SourceError, TemporarySourceError
+from gateway.errors import SourceError, TemporaryError, TemporarySourceError, store_errors
 from gateway.intake.imap import ImapMailbox
 from gateway.intake.parsepool import ParsePool
 from gateway.outbound.worker import OutboxWorker
-from gateway.pipeline import Disposition, RawMail, StoreUnavailable, process
+from gateway.pipeline import Disposition, RawMail, process
+from gateway.retry import backoff
 from gateway.rules.loader import RuleBook, vocabulary
 from store.db import transaction
 from store.lease import Lease
@@ -27,15 +28,7 @@ log = logging.getLogger("gateway.service")
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
-
-
-def next_backoff(current: float) -> float:
-    """Doubling backoff with a ceiling.
-
-    >>> [next_backoff(x) for x in (1.0, 32.0, 60.0)]
-    [2.0, 60.0, 60.0]
-    """
-    return min(current * 2, BACKOFF_MAX)
+ONCE_ATTEMPTS = 4  # run --once gives a mailbox this many retries before it reports failure
 
 
 @dataclass
@@ -97,6 +90,7 @@ class MailboxWorker:
         self.rules, self.parser = rules, parser
         self.uidvalidity: int | None = None
         self.outage: str | None = None
+        self.failures = 0  # in a row; sets the backoff
 
     async def run(self, once: bool = False) -> PollResult:
         """Drain the mailbox (once: then return); otherwise wait for mail and repeat."""
@@ -108,49 +102,53 @@ class MailboxWorker:
                 await asyncio.to_thread(lease.release)
 
     async def _run(self, lease: Lease, once: bool) -> PollResult:
-        delay = BACKOFF_START
         total = PollResult()
         while not self.stop.is_set():
             box = ImapMailbox(self.cfg)
             try:
-                if not await asyncio.to_thread(lease.hold):
-                    log.info("%s is held by another process", self.cfg.name)
-                    if once:
+                with store_errors((DBAPIError,)):  # the database, outside a mail's transaction
+                    if not await self._drain(box, lease, once, total):
                         return total
-                    await self._pause(self.cfg.poll_seconds)
-                    continue
-                await box.connect()
-                self._recovered()
-                if self.uidvalidity not in (None, box.uidvalidity):
-                    log.warning("%s UIDVALIDITY changed %s -> %s: every mail looks new; "
-                                "Message-ID dedupe keeps them from doubling", self.cfg.name,
-                                self.uidvalidity, box.uidvalidity)
-                self.uidvalidity = box.uidvalidity
-                while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
-                    result = await poll_once(box, self.engine, self.config, self.rules, self.parser)
-                    _add(total, result)
-                    delay = BACKOFF_START
-                    if once:
-                        return total
-                    if result.fetched:
-                        continue  # mail that came in meanwhile: its IDLE notice may be lost
-                    await box.wait_for_mail(self.cfg.poll_seconds, self.stop)
                 continue
-            except (TemporarySourceError, StoreUnavailable, OSError) as exc:
+            except (TemporaryError, OSError) as exc:
                 self._outage(str(exc))
-            except DBAPIError as exc:  # the database went away outside a mail's transaction
-                self._outage(f"database: {exc.orig}")
             except SourceError as exc:
                 self._outage(str(exc))
                 if once:
                     raise
             finally:
                 await box.close()
-            if once and delay > 8:
+            self.failures += 1
+            if once and self.failures > ONCE_ATTEMPTS:
                 raise TemporarySourceError(f"{self.cfg.name}: gave up: {self.outage}")
-            await self._pause(delay)
-            delay = next_backoff(delay)
+            await self._pause(backoff(self.failures, BACKOFF_START, BACKOFF_MAX))
         return total
+
+    async def _drain(self, box: ImapMailbox, lease: Lease, once: bool, total: PollResult) -> bool:
+        """Connect and drain until stopped; False when the worker is done (once, or not ours)."""
+        if not await asyncio.to_thread(lease.hold):
+            log.info("%s is held by another process", self.cfg.name)
+            if once:
+                return False
+            await self._pause(self.cfg.poll_seconds)
+            return True
+        await box.connect()
+        self._recovered()
+        if self.uidvalidity not in (None, box.uidvalidity):
+            log.warning("%s UIDVALIDITY changed %s -> %s: every mail looks new; "
+                        "Message-ID dedupe keeps them from doubling", self.cfg.name,
+                        self.uidvalidity, box.uidvalidity)
+        self.uidvalidity = box.uidvalidity
+        while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
+            result = await poll_once(box, self.engine, self.config, self.rules, self.parser)
+            _add(total, result)
+            self.failures = 0
+            if once:
+                return False
+            if result.fetched:
+                continue  # mail that came in meanwhile: its IDLE notice may be lost
+            await box.wait_for_mail(self.cfg.poll_seconds, self.stop)
+        return True
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on shutdown."""

@@ -65,18 +65,6 @@ class Ticket(SQLModel, table=True):
     resolved_at: datetime | None = _stamp(nullable=True)
     closed_at: datetime | None = _stamp(nullable=True)
 
-    def set_status(self, status: str, now: datetime) -> bool:
-        """Move to status, keeping the resolved/closed times right; True when it changed."""
-        if status == self.status:
-            return False
-        self.status, self.updated_at = status, now
-        if status in ("resolved", "closed"):
-            self.resolved_at = self.resolved_at or now
-            self.closed_at = now if status == "closed" else None
-        else:
-            self.resolved_at = self.closed_at = None
-        return True
-
 
 class Message(SQLModel, table=True):
     """One mail (or note) on a ticket; message_key makes every Message-ID unique."""

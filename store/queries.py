@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from gateway.intake.parse import Address, message_key
-from gateway.thread.followup import TicketRef
 from store.models import Contact, LedgerEntry, Message, Organisation, Ticket, Watcher
 
 FREEMAIL_DOMAINS = frozenset({
@@ -32,58 +30,43 @@ def next_counter(session: Session, scope: str) -> int:
     return int(row[0])
 
 
-def _ref(ticket: Ticket) -> TicketRef:
-    assert ticket.id is not None
-    return TicketRef(ticket.id, ticket.number, ticket.status)
+def ticket_for_message_keys(session: Session, keys: Sequence[str]) -> Ticket | None:
+    """The newest ticket holding a message with one of these Message-ID keys."""
+    return session.exec(
+        select(Ticket)
+        .join(Message, col(Message.ticket_id) == col(Ticket.id))
+        .where(col(Message.message_key).in_(list(keys)))
+        .order_by(col(Ticket.id).desc())
+        .limit(1)
+    ).first()
 
 
-class SessionThreadIndex:
-    """The thread stage's look-ups, answered from the database."""
+def message_by_key(session: Session, key: str) -> Message | None:
+    """The stored message with this Message-ID key."""
+    return session.exec(select(Message).where(Message.message_key == key)).first()
 
-    def __init__(self, session: Session, agent_addresses: frozenset[str]) -> None:
-        self.session = session
-        self.agents = agent_addresses
 
-    def ticket_for_message_ids(self, message_ids: Sequence[str]) -> TicketRef | None:
-        """The newest ticket holding a message with one of these Message-IDs."""
-        keys = [message_key(m) for m in message_ids[:100]]
-        ticket = self.session.exec(
-            select(Ticket)
-            .join(Message, col(Message.ticket_id) == col(Ticket.id))
-            .where(col(Message.message_key).in_(keys))
-            .order_by(col(Ticket.id).desc())
-            .limit(1)
-        ).first()
-        return _ref(ticket) if ticket else None
+def ticket_by_number(session: Session, number: str) -> Ticket | None:
+    """The ticket with this number."""
+    return session.exec(select(Ticket).where(Ticket.number == number)).first()
 
-    def ticket_by_number(self, number: str) -> TicketRef | None:
-        """The ticket with this number."""
-        ticket = self.session.exec(select(Ticket).where(Ticket.number == number)).first()
-        return _ref(ticket) if ticket else None
 
-    def is_participant(self, ticket: TicketRef, sender: Address) -> bool:
-        """Customer, watcher, agent, or a colleague from the customer's organisation."""
-        if sender.address in self.agents:
-            return True
-        watcher = self.session.exec(
-            select(Watcher.id).where(Watcher.ticket_id == ticket.id,
-                                     Watcher.address == sender.address)
-        ).first()
-        if watcher is not None:
-            return True
-        row = self.session.exec(
-            select(Contact.address, Organisation.domain)
-            .select_from(Ticket)
-            .join(Contact, col(Contact.id) == col(Ticket.customer_id), isouter=True)
-            .join(Organisation, col(Organisation.id) == col(Ticket.organisation_id),
-                  isouter=True)
-            .where(Ticket.id == ticket.id)
-        ).first()
-        if row is None:
-            return False
-        customer, org_domain = row
-        return sender.address == customer or (org_domain is not None
-                                              and sender.domain == org_domain)
+def takes_part(session: Session, ticket_id: int, address: str) -> bool:
+    """Whether address is the ticket's customer, a watcher, or from the customer's organisation."""
+    if address in watcher_addresses(session, ticket_id):
+        return True
+    row = session.exec(
+        select(Contact.address, Organisation.domain)
+        .select_from(Ticket)
+        .join(Contact, col(Contact.id) == col(Ticket.customer_id), isouter=True)
+        .join(Organisation, col(Organisation.id) == col(Ticket.organisation_id), isouter=True)
+        .where(Ticket.id == ticket_id)
+    ).first()
+    if row is None:
+        return False
+    customer, org_domain = row
+    return address == customer or (org_domain is not None
+                                   and address.rpartition("@")[2] == org_domain)
 
 
 def find_contact(session: Session, address: str) -> Contact | None:
@@ -94,19 +77,18 @@ def find_contact(session: Session, address: str) -> Contact | None:
     return known[address]
 
 
-def contact_for(session: Session, sender: Address) -> Contact:
-    """The contact for a sender, created on first sight; joins an organisation by domain."""
+def contact_for(session: Session, address: str, name: str = "") -> Contact:
+    """The contact for an address, created on first sight; joins an organisation by domain."""
     known: dict[str, Contact | None] = session.info.setdefault("contacts", {})
-    contact = find_contact(session, sender.address)
+    contact = find_contact(session, address)
     if contact is None:
-        org = organisation_for(session, sender.domain)
-        contact = Contact(address=sender.address, name=sender.name,
-                          organisation_id=org.id if org else None)
+        org = organisation_for(session, address.rpartition("@")[2] if "@" in address else "")
+        contact = Contact(address=address, name=name, organisation_id=org.id if org else None)
         session.add(contact)
         session.flush()
-    elif sender.name and not contact.name:
-        contact.name = sender.name
-    known[sender.address] = contact
+    elif name and not contact.name:
+        contact.name = name
+    known[address] = contact
     return contact
 
 

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from gateway.agents.identity import reply_mac
 from gateway.config import Config, parse_config
-from gateway.outbound.outbox import flush_outbox_once
+from gateway.outbound.flush import flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import Disposition, RawMail, process

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from gateway.config import Config
+from gateway.outbound.flush import FlushResult, flush_outbox_once
 from gateway.outbound.notify import Planner
-from gateway.outbound.outbox import FlushResult, flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import Disposition, RawMail, process

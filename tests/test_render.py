@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbound.render import TEMPLATE_NAMES, Renderer, customer_status, template_names
+from gateway.outbound.render import Renderer
+from gateway.statuses import customer_status
+from gateway.templates import TEMPLATE_NAMES, template_names
 
 CONTEXT = {
     "ticket": {"number": "T20261123.0007", "subject": "Drucker <b>kaputt</b>", "status": "open",

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.outbound.render import TEMPLATE_NAMES
 from gateway.rules.interpret import Facts, FileFact, Person, evaluate
 from gateway.rules.loader import RuleBook, Vocabulary, parse_rule_file
+from gateway.templates import TEMPLATE_NAMES
 
 VOCAB = Vocabulary(channels=frozenset({"support", "hotline"}), agents=frozenset({"alice"}),
                    templates=TEMPLATE_NAMES)

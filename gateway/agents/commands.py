@@ -5,15 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 from gateway.config import Config
-from gateway.rules.compiler import STATUSES
+from gateway.intake.addresses import valid_address
+from gateway.statuses import STATUSES, Status, parse_status
 
 KNOWN = ("status", "priority", "assign", "channel", "category", "activity", "watch", "internal",
          "close", "customer")
 _LINE = re.compile(r"^#([a-z_]+)(?:[ \t]+(.*?))?\s*$", re.IGNORECASE)
-STATUS_WORDS = {"waiting": "waiting_external", "pending": "waiting_external", "wait": "waiting_external"}
 
 
 @dataclass(frozen=True)
@@ -85,12 +83,12 @@ def _apply(config: Config, plan: Plan, command: Command) -> str | None:
     """Put one command into the plan; the reason it is invalid otherwise."""
     name, arg = command.name, command.argument
     if name == "status":
-        status = STATUS_WORDS.get(arg.lower(), arg.lower())
-        if status not in STATUSES:
+        status = parse_status(arg)
+        if status is None:
             return f"unknown status {arg!r} (use one of {', '.join(STATUSES)})"
         plan.status = status
     elif name == "close":
-        plan.status = "closed"
+        plan.status = Status.CLOSED
     elif name == "priority":
         if not arg.isdigit() or not 1 <= int(arg) <= 9:
             return f"priority must be a number from 1 to 9, got {arg!r}"
@@ -112,7 +110,7 @@ def _apply(config: Config, plan: Plan, command: Command) -> str | None:
         else:
             plan.activity_type = arg
     elif name == "watch":
-        address = _address(arg)
+        address = valid_address(arg)
         if address is None:
             return f"{arg!r} is not a valid address"
         plan.watchers += (address,)
@@ -120,15 +118,8 @@ def _apply(config: Config, plan: Plan, command: Command) -> str | None:
         plan.internal = True
     elif name == "customer":
         found = re.match(r"^(.*?)\s*<([^>]+)>$", arg) or re.match(r"^()(\S+@\S+)$", arg)
-        address = _address(found.group(2)) if found else None
+        address = valid_address(found.group(2)) if found else None
         if address is None or found is None:
             return "needs a name and an address: #customer Jane Doe <jane@example.org>"
         plan.customer = (found.group(1).strip().strip('"'), address)
     return None
-
-
-def _address(text: str) -> str | None:
-    try:
-        return validate_email(text.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        return None

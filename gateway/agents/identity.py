@@ -98,7 +98,7 @@ class Author:
 
 def identify_author(config: Config, mail: ParsedMail) -> Author:
     """Identify stage: match the sender to an agent and look for the proof."""
-    sender = mail.from_.address if mail.from_ else ""
+    sender = mail.sender
     agent = next((a for a in config.agents if a.address == sender), None)
     if agent is None:
         return Author(None, None)

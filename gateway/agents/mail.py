@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session
 
-from gateway.agents.commands import Plan
+from gateway.agents.commands import Command, Plan
 from gateway.config import AgentConfig, Config
-from gateway.intake.parse import Address, ParsedMail
+from gateway.intake.parse import ParsedMail
+from gateway.intake.raw import RawMail
+from gateway.statuses import Status, move
+from gateway.thread.landing import new_ticket
 from gateway.thread.numbers import ticket_subject
-from store.models import Ticket
-from store.queries import add_watcher, contact_for
-
-# Opens a ticket for the current mail: (customer contact id, organisation id, type) -> Ticket.
-OpenTicket = Callable[[int | None, int | None, str], Ticket]
+from store.models import Contact, Ticket
+from store.queries import add_watcher, contact_for, watcher_addresses
 
 
 @dataclass
@@ -37,7 +36,7 @@ def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now
     assert ticket.id is not None
     before = ticket.status
     if plan.status is not None:
-        ticket.set_status(plan.status, now)
+        move(ticket, plan.status, now)
     if plan.priority is not None:
         ticket.priority = plan.priority
     if plan.channel is not None:
@@ -58,20 +57,22 @@ def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now
     return ticket.status != before
 
 
-def agent_mail(session: Session, config: Config, mail: ParsedMail, joined: Ticket | None,
-               agent: AgentConfig, plan: Plan, *, now: datetime,
-               open_ticket: OpenTicket) -> AgentResult | None:
+def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
+               joined: Ticket | None, agent: AgentConfig, plan: Plan, *,
+               now: datetime) -> AgentResult | None:
     """A proven agent's mail; None when it is simply a new request (handled like a customer's)."""
     results = list(plan.results)
     if joined is None:
         if plan.customer is not None:
             name, address = plan.customer
-            contact = contact_for(session, Address(address, name))
-            ticket = open_ticket(contact.id, contact.organisation_id, "request")
+            contact = contact_for(session, address, name)
+            ticket = new_ticket(session, config, raw, mail.subject, now, customer_id=contact.id,
+                                organisation_id=contact.organisation_id, kind="request")
             assert ticket.id is not None
             add_watcher(session, ticket.id, contact.address, "customer")
         elif plan.internal:
-            ticket = open_ticket(None, None, "internal")
+            ticket = new_ticket(session, config, raw, mail.subject, now, customer_id=None,
+                                organisation_id=None, kind="internal")
         else:
             return None
         assert ticket.id is not None
@@ -85,10 +86,23 @@ def agent_mail(session: Session, config: Config, mail: ParsedMail, joined: Ticke
         outcome = "followup"
     internal = plan.internal or ticket.type == "internal"
     if outcome == "followup" and not internal and plan.status is None:
-        plan.status = "waiting_external"  # an agent's public reply waits for the customer
+        plan.status = Status.WAITING_EXTERNAL  # an agent's public reply waits for the customer
     changed = apply_plan(session, config, ticket, plan, now)
     if ticket.owner is None and outcome == "followup":
         ticket.owner = agent.name  # the first agent to answer takes the ticket
     assert ticket.id is not None
     add_watcher(session, ticket.id, agent.address, "agent")
     return AgentResult(ticket, outcome, "note" if internal else "agent", not internal, changed, results)
+
+
+def customer_close(session: Session, ticket: Ticket, sender: str, commands: list[Command],
+                   now: datetime) -> bool:
+    """A customer's '#close' on their own ticket closes it; other commands stay plain text."""
+    if not any(c.name == "close" for c in commands):
+        return False
+    customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
+    assert ticket.id is not None
+    watching = sender in watcher_addresses(session, ticket.id)
+    if (customer is None or customer.address != sender) and not watching:
+        return False
+    return move(ticket, Status.CLOSED, now)

@@ -48,7 +48,7 @@ def inspect(mail: ParsedMail, own_addresses: frozenset[str]) -> Verdict:
         classes.append("auto-replied")
     if is_bounce(mail):
         classes.append("bounce")
-    sender = mail.from_.address if mail.from_ else ""
+    sender = mail.sender
     if sender and _NO_REPLY.match(sender):
         classes.append("no-reply")
     loops = {v.strip().lower() for v in mail.headers.get("x-loop", [])}
@@ -62,7 +62,7 @@ def is_bounce(mail: ParsedMail) -> bool:
     ctype = mail.header("content-type").lower()
     if "multipart/report" in ctype and "delivery-status" in ctype:
         return True
-    sender = mail.from_.address if mail.from_ else ""
+    sender = mail.sender
     return sender.startswith(("mailer-daemon@", "postmaster@")) and bool(
         re.search(r"(?i)undeliver|returned mail|delivery (status|fail)|failure notice",
                   mail.subject)

@@ -13,9 +13,11 @@ from email.message import Message
 
 import mailparser
 
+from gateway.intake.addresses import Address
 from gateway.intake.attachments import ParsedAttachment, attachment_from_part, extract_uuencoded
 from gateway.intake.charsets import decode_bytes, decode_header_text
 from gateway.intake.htmltext import html_to_text, sanitize_html
+from store.keys import message_key
 
 # mail-parser logs ordinary multipart mail at warning level; its defects reach us as data.
 logging.getLogger("mailparser").setLevel(logging.ERROR)
@@ -24,19 +26,6 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 _FOLD = re.compile(r"\r?\n")
 _BARE_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,200})[ \t]*\r?$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Address:
-    """A mailbox: lower-cased address and decoded display name."""
-
-    address: str
-    name: str = ""
-
-    @property
-    def domain(self) -> str:
-        """The part after the @, or empty."""
-        return self.address.rpartition("@")[2] if "@" in self.address else ""
 
 
 @dataclass
@@ -64,6 +53,11 @@ class ParsedMail:
     delivery_status: list[tuple[str, str]] = field(default_factory=list)  # (recipient, 5.1.1)
 
     @property
+    def sender(self) -> str:
+        """The From address, or empty when the mail has none."""
+        return self.from_.address if self.from_ else ""
+
+    @property
     def message_key(self) -> str:
         """Fixed-length key of the Message-ID for unique indexes."""
         return message_key(self.message_id)
@@ -71,8 +65,7 @@ class ParsedMail:
     def content_hash(self) -> str:
         """Fingerprint of what the mail says, to tell a re-delivery from a reused Message-ID."""
         digest = hashlib.sha256()
-        sender = self.from_.address if self.from_ else ""
-        for piece in (sender, self.subject, self.header("date"), self.text, self.html):
+        for piece in (self.sender, self.subject, self.header("date"), self.text, self.html):
             digest.update(piece.encode("utf-8", "surrogatepass") + b"\0")
         for item in self.attachments:
             digest.update(hashlib.sha256(item.data).digest())
@@ -92,11 +85,6 @@ class ParsedMail:
         for mid in [*self.in_reply_to, *reversed(self.references), *embedded]:
             seen.setdefault(mid, None)
         return list(seen)
-
-
-def message_key(message_id: str) -> str:
-    """SHA-256 hex of a Message-ID (without brackets)."""
-    return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def parse_mail(raw: bytes, sanitize: Callable[[str], str] = sanitize_html) -> ParsedMail:

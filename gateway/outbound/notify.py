@@ -15,11 +15,12 @@ from gateway.agents.identity import signed_reply_address
 from gateway.agents.mail import AgentResult
 from gateway.config import AgentConfig, Config
 from gateway.intake.guard import Verdict
-from gateway.intake.parse import ParsedMail, message_key
+from gateway.intake.parse import ParsedMail
 from gateway.outbound.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
-from gateway.outbound.render import customer_status
 from gateway.rules.stage import Decisions
+from gateway.statuses import customer_status
 from gateway.thread.numbers import token
+from store.keys import message_key
 from store.models import Contact, Message, Ticket, Watcher
 from store.queries import watcher_addresses
 

@@ -1,4 +1,4 @@
-"""Outbound templates: one Jinja environment, a registry of names, text and HTML from one context.
+"""Outbound templates: one Jinja environment, text and HTML from one context.
 
 Templates live in ``templates/<language>/<audience>/<purpose>.{txt,html}.j2``; an admin's
 folder (``[templates] folder``) with the same layout overrides any of them. The text
@@ -19,50 +19,7 @@ from jinja2 import (
     TemplateNotFound,
 )
 
-BUILTIN = Path(__file__).resolve().parents[2] / "templates"
-
-TEMPLATE_NAMES = frozenset({
-    "customer/acknowledgement",
-    "customer/agent_reply",
-    "customer/status_changed",
-    "customer/closed",
-    "customer/rejected_followup",
-    "customer/out_of_hours",
-    "agent/new_ticket",
-    "agent/new_message",
-    "agent/command_result",
-    "portal/ticket_update",
-    "watcher/update",
-})
-
-# DESIGN section 6: what customers and portal users see of an internal status.
-STATUS_VIEW = {
-    "new": ("progress", "orange"),
-    "open": ("progress", "orange"),
-    "waiting_internal": ("progress", "orange"),
-    "waiting_external": ("reply", "red"),
-    "resolved": ("closed", "green"),
-    "closed": ("closed", "green"),
-    "postponed": ("postponed", "grey"),
-}
-STATUS_LABELS = {
-    "en": {"progress": "In progress", "reply": "Reply expected", "closed": "Closed",
-           "postponed": "Postponed"},
-    "de": {"progress": "In Bearbeitung", "reply": "Antwort erwartet", "closed": "Geschlossen",
-           "postponed": "Zurückgestellt"},
-}
-COLOURS = {"orange": "#e8890c", "red": "#d93025", "green": "#1e8e3e", "grey": "#80868b"}
-
-
-def customer_status(status: str, language: str) -> dict[str, str]:
-    """The customer/portal label and traffic-light colour of an internal status.
-
-    >>> customer_status("waiting_external", "de")
-    {'label': 'Antwort erwartet', 'colour': 'red', 'hex': '#d93025'}
-    """
-    key, colour = STATUS_VIEW.get(status, ("progress", "orange"))
-    labels = STATUS_LABELS.get(language, STATUS_LABELS["en"])
-    return {"label": labels[key], "colour": colour, "hex": COLOURS[colour]}
+from gateway.templates import BUILTIN
 
 
 @dataclass(frozen=True)
@@ -107,13 +64,3 @@ class Renderer:
             return Rendered(subject=subject, text=str(module).strip() + "\n",
                             html=html_template.render(values))
         raise TemplateNotFound(f"{language}/{name}")
-
-
-def template_names(override_folder: Path | None) -> frozenset[str]:
-    """Registered names plus any an admin added in the override folder."""
-    names = set(TEMPLATE_NAMES)
-    if override_folder is not None and override_folder.is_dir():
-        for path in override_folder.glob("*/*/*.txt.j2"):
-            names.add(path.relative_to(override_folder).as_posix().split("/", 1)[1]
-                      .removesuffix(".txt.j2"))
-    return frozenset(names)

@@ -1,8 +1,8 @@
 """SMTP sender: the only module that imports aiosmtplib; one connection per batch.
 
-Library errors are translated at this edge: ``TemporarySendError`` (4xx, network: retry
-later) and ``PermanentSendError`` (5xx: give up, record). A temporary error with
-``connection_lost`` means the rest of the batch was not attempted.
+Library errors are translated at this edge into ``gateway.errors``: ``TemporarySendError``
+(4xx, network: retry later) and ``PermanentSendError`` (5xx: give up, record). A temporary
+error with ``connection_lost`` means the rest of the batch was not attempted.
 """
 
 from __future__ import annotations
@@ -15,23 +15,7 @@ from typing import Protocol
 import aiosmtplib
 
 from gateway.config import SmtpConfig
-from gateway.errors import TicketgateError
-
-
-class SendError(TicketgateError):
-    """A mail could not be handed over."""
-
-
-class TemporarySendError(SendError):
-    """Try again later (4xx reply, network fault, timeout)."""
-
-    def __init__(self, message: str, connection_lost: bool = False) -> None:
-        super().__init__(message)
-        self.connection_lost = connection_lost
-
-
-class PermanentSendError(SendError):
-    """The server refused the mail for good (5xx)."""
+from gateway.errors import PermanentSendError, TemporarySendError
 
 
 class MailSender(Protocol):

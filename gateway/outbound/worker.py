@@ -11,7 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from gateway.config import Config
-from gateway.outbound.outbox import FlushResult, flush_outbox_once
+from gateway.outbound.flush import FlushResult, flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender, SmtpSender
 

@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
+from gateway.intake.addresses import address_problem
 from gateway.rules import interpret as r
 from gateway.rules.interpret import Condition, Facts, Matcher
+from gateway.statuses import STATUSES
 
 SOURCES = ("email", "portal", "api", "phone")
-STATUSES = ("new", "open", "waiting_external", "waiting_internal", "resolved", "closed",
-            "postponed")
 AUDIENCES = ("customer", "agents", "owner", "watchers")
 RULE_KEYS = {"name", "on", "when", "then", "stop", "enabled"}
 OPERATORS = {"equals", "in", "contains", "starts_with", "matches", "not", "any", "all"}
@@ -296,10 +294,9 @@ def actions(spec: Any, vocab: Vocabulary) -> dict[str, Any]:
         elif name == "add_watcher":
             value = _strings(key, value)
             for address in value:
-                try:
-                    validate_email(address, check_deliverability=False)
-                except EmailNotValidError as exc:
-                    raise Invalid(key, f"{address!r} is not a valid address: {exc}") from None
+                problem = address_problem(address)
+                if problem is not None:
+                    raise Invalid(key, f"{address!r} is not a valid address: {problem}")
         elif name == "auto_reply":
             if value is not False:
                 value = _one_of(sorted(vocab.templates), "template")(key, value)

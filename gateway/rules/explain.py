@@ -15,8 +15,8 @@ from gateway.intake.parse import parse_mail
 from gateway.rules.interpret import Rule
 from gateway.rules.stage import decide, mail_facts
 from gateway.thread.followup import find_thread
+from gateway.thread.index import SessionThreadIndex
 from store.models import Ticket
-from store.queries import SessionThreadIndex
 
 
 def explain(engine: Engine, config: Config, rules: list[Rule], raw: bytes, source: str,

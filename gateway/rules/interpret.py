@@ -14,7 +14,7 @@ from datetime import datetime, time
 from functools import lru_cache
 from typing import Any
 
-from gateway.intake.parse import Address
+from gateway.intake.addresses import Address
 
 EVENTS = ("message.received", "ticket.created", "ticket.status_changed", "ticket.reopened")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

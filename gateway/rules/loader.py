@@ -14,19 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from gateway.rules import interpret as r
-from gateway.rules.compiler import RULE_KEYS, STATUSES, Invalid, Vocabulary, actions, condition, typed
+from gateway.rules.compiler import RULE_KEYS, Invalid, Vocabulary, actions, condition, typed
 from gateway.rules.interpret import Rule
+from gateway.templates import template_names
 
 log = logging.getLogger("gateway.rules")
 
-__all__ = ["STATUSES", "RuleBook", "RuleFileError", "Vocabulary", "load_rules", "parse_rule_file",
+__all__ = ["RuleBook", "RuleFileError", "Vocabulary", "load_rules", "parse_rule_file",
            "vocabulary"]
 
 
 def vocabulary(config: Any) -> Vocabulary:
     """The names a config makes known to rules (channels, agents, templates)."""
-    from gateway.outbound.render import template_names
-
     return Vocabulary(
         channels=frozenset(c.name for c in config.channels),
         agents=frozenset(a.name for a in config.agents),

@@ -14,6 +14,7 @@ from gateway.config import Config
 from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
 from gateway.rules.interpret import Facts, FileFact, Outcome, Rule, RuleTrace, evaluate
+from gateway.statuses import move
 from store.models import Organisation, RuleHit, Ticket
 from store.queries import add_watcher, find_contact
 
@@ -98,7 +99,7 @@ def apply(session: Session, config: Config, ticket: Ticket, decisions: Decisions
             if name in actions:
                 setattr(ticket, name, actions[name])
         if "status" in actions:
-            ticket.set_status(actions["status"], now)
+            move(ticket, actions["status"], now)
         if "owner" in actions:
             ticket.owner = actions["owner"]
             agent = next((a for a in config.agents if a.name == actions["owner"]), None)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.config import TicketsConfig
-from gateway.intake.parse import Address, ParsedMail
+from gateway.intake.addresses import Address
+from gateway.intake.parse import ParsedMail
 from gateway.thread.numbers import find_token
 
 

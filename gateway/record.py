@@ -1,0 +1,79 @@
+"""Store stage: the message row with its attachments, copied people as watchers, the ledger.
+
+These writes run inside the mail's one transaction (``gateway.pipeline``); nothing here
+commits. The ledger entry is what makes a mail count as handled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from gateway.config import Config
+from gateway.intake.addresses import valid_address
+from gateway.intake.parse import ParsedMail
+from gateway.intake.raw import RawMail
+from store.models import Attachment, LedgerEntry, Message
+from store.queries import add_watcher, contact_for
+
+
+@dataclass(frozen=True)
+class Body:
+    """What of a mail is stored as the message: kind, visibility, author name, text, HTML."""
+
+    kind: str  # customer | agent | note | auto-reply | bounce | unverified
+    public: bool
+    from_name: str
+    text: str
+    html: str
+
+
+def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: int, key: str,
+                  fingerprint: str, body: Body, classification: str, now: datetime) -> Message:
+    """The inbound message row and its attachments."""
+    message = Message(
+        ticket_id=ticket_id, direction="in", kind=body.kind, public=body.public,
+        message_id=mail.message_id, message_key=key, content_hash=fingerprint,
+        in_reply_to=" ".join(mail.in_reply_to) or None,
+        references=" ".join(mail.references) or None,
+        from_address=mail.sender, from_name=body.from_name,
+        to=json.dumps([a.address for a in mail.to]),
+        cc=json.dumps([a.address for a in mail.cc]),
+        subject=mail.subject, text=body.text, html=body.html,
+        classification=classification, defects="\n".join(mail.defects)[:10000],
+        mailbox=raw.mailbox, created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    assert message.id is not None
+    for item in mail.attachments:
+        session.add(Attachment(message_id=message.id, filename=item.filename,
+                               content_type=item.content_type[:255], size=item.size,
+                               content_id=(item.content_id or None) and item.content_id[:255],
+                               data=item.data))
+    return message
+
+
+def add_copied_watchers(session: Session, config: Config, ticket_id: int, mail: ParsedMail) -> None:
+    """People copied on a customer mail become watchers; our own addresses never do."""
+    own = config.own_addresses()
+    if mail.from_ is not None:
+        contact_for(session, mail.from_.address, mail.from_.name)
+    for person in [*mail.to, *mail.cc]:
+        if person.address in own or person.domain in config.own_domains:
+            continue
+        if valid_address(person.address) is None:
+            continue
+        contact_for(session, person.address, person.name)
+        add_watcher(session, ticket_id, person.address, "cc")
+
+
+def write_ledger(session: Session, raw: RawMail, key: str, outcome: str, number: str | None,
+                 detail: str) -> None:
+    """The ledger entry: this copy of the mail is handled, with what became of it."""
+    session.add(LedgerEntry(mailbox=raw.mailbox, uidvalidity=raw.uidvalidity, uid=raw.uid,
+                            message_key=key, outcome=outcome, ticket_number=number,
+                            detail=detail[:2000]))

@@ -1,0 +1,107 @@
+"""The one status vocabulary: internal statuses, their moves, and what customers see of them.
+
+DESIGN section 6. Customers and portal users never see an internal status: they see a label
+in their language and a traffic-light colour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class Status(StrEnum):
+    """A ticket's internal status."""
+
+    NEW = "new"
+    OPEN = "open"
+    WAITING_EXTERNAL = "waiting_external"  # waiting for the customer
+    WAITING_INTERNAL = "waiting_internal"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    POSTPONED = "postponed"
+
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+DONE = frozenset({Status.RESOLVED, Status.CLOSED})  # customers see "Closed"
+REOPENABLE = frozenset({Status.RESOLVED})  # a customer's message simply reopens these
+CLOSED = frozenset({Status.CLOSED})  # a customer's message follows the closed-ticket policy
+ALIASES = {"waiting": Status.WAITING_EXTERNAL, "pending": Status.WAITING_EXTERNAL,
+           "wait": Status.WAITING_EXTERNAL}
+
+# What customers and portal users see: (label key, colour).
+_VIEW = {
+    Status.NEW: ("progress", "orange"),
+    Status.OPEN: ("progress", "orange"),
+    Status.WAITING_INTERNAL: ("progress", "orange"),
+    Status.WAITING_EXTERNAL: ("reply", "red"),
+    Status.RESOLVED: ("closed", "green"),
+    Status.CLOSED: ("closed", "green"),
+    Status.POSTPONED: ("postponed", "grey"),
+}
+LABELS = {
+    "en": {"progress": "In progress", "reply": "Reply expected", "closed": "Closed",
+           "postponed": "Postponed"},
+    "de": {"progress": "In Bearbeitung", "reply": "Antwort erwartet", "closed": "Geschlossen",
+           "postponed": "Zurückgestellt"},
+}
+COLOURS = {"orange": "#e8890c", "red": "#d93025", "green": "#1e8e3e", "grey": "#80868b"}
+
+
+def parse_status(word: str) -> Status | None:
+    """A status from what an agent or admin typed (aliases such as 'waiting' allowed).
+
+    >>> parse_status("Waiting"), parse_status("closed"), parse_status("done")
+    (<Status.WAITING_EXTERNAL: 'waiting_external'>, <Status.CLOSED: 'closed'>, None)
+    """
+    word = word.strip().lower()
+    if word in ALIASES:
+        return ALIASES[word]
+    return Status(word) if word in STATUSES else None
+
+
+def customer_status(status: str, language: str) -> dict[str, str]:
+    """The customer/portal label and traffic-light colour of an internal status.
+
+    >>> customer_status("waiting_external", "de")
+    {'label': 'Antwort erwartet', 'colour': 'red', 'hex': '#d93025'}
+    """
+    key, colour = _VIEW[Status(status) if status in STATUSES else Status.OPEN]
+    labels = LABELS.get(language, LABELS["en"])
+    return {"label": labels[key], "colour": colour, "hex": COLOURS[colour]}
+
+
+def after_customer_message(status: str) -> Status | None:
+    """Where a customer's new message moves a ticket that is not closed (None: stays).
+
+    >>> after_customer_message("waiting_external"), after_customer_message("resolved")
+    (<Status.OPEN: 'open'>, <Status.OPEN: 'open'>)
+    >>> after_customer_message("waiting_internal") is None
+    True
+    """
+    if status == Status.WAITING_EXTERNAL or status in REOPENABLE:
+        return Status.OPEN
+    return None
+
+
+class HasStatus(Protocol):
+    """A ticket as far as status moves go."""
+
+    status: str
+    updated_at: datetime
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+
+def move(ticket: HasStatus, status: str, now: datetime) -> bool:
+    """Move a ticket to status, keeping the resolved/closed times right; True when it changed."""
+    if status == ticket.status:
+        return False
+    ticket.status, ticket.updated_at = str(status), now
+    if status in DONE:
+        ticket.resolved_at = ticket.resolved_at or now
+        ticket.closed_at = now if status == Status.CLOSED else None
+    else:
+        ticket.resolved_at = ticket.closed_at = None
+    return True
