@@ -14,8 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._report import write_section
 from gateway.intake.guard import inspect
 from gateway.intake.parse import parse_mail
-from gateway.rules.interpret import Facts, FileFact, evaluate
+from gateway.rules.interpret import evaluate
 from gateway.rules.loader import Vocabulary, load_rules
+from gateway.rules.model import Facts, FileFact
 from gateway.templates import TEMPLATE_NAMES
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "baseline-german-qp.eml"

@@ -22,8 +22,8 @@ from gateway.errors import ConfigError, TicketgateError
 from gateway.intake.files import read_mails
 from gateway.pipeline import RawMail, StoreUnavailable, process
 from gateway.rules.explain import explain, render_text
-from gateway.rules.interpret import Rule
 from gateway.rules.loader import RuleBook, load_rules, vocabulary
+from gateway.rules.model import Rule
 from store.db import make_engine, migrate, transaction
 from store.models import QuarantinedMail, utcnow
 from store.views import outbox_rows, quarantine_rows, ticket_detail, ticket_rows

@@ -33,7 +33,7 @@ from gateway.intake.parse import ParsedMail, parse_mail
 from gateway.intake.raw import RawMail
 from gateway.outbound.notify import after_agent, after_inbound, record_bounce, unproven_agent
 from gateway.record import Body, add_copied_watchers, write_ledger, write_message
-from gateway.rules.interpret import Facts, Rule
+from gateway.rules.model import Facts, Rule
 from gateway.rules.stage import Decisions, apply, decide, describe_drop, mail_facts
 from gateway.statuses import CLOSED, REOPENABLE
 from gateway.thread.followup import ThreadMatch, find_thread

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.rules.interpret import Facts, FileFact, Person, evaluate
+from gateway.rules.interpret import evaluate
 from gateway.rules.loader import RuleBook, Vocabulary, parse_rule_file
+from gateway.rules.model import Facts, FileFact, Person
 from gateway.templates import TEMPLATE_NAMES
 
 VOCAB = Vocabulary(channels=frozenset({"support", "hotline"}), agents=frozenset({"alice"}),

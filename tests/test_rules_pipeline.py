@@ -12,8 +12,8 @@ from sqlmodel import select
 
 from gateway.config import Config
 from gateway.pipeline import RawMail, process
-from gateway.rules.interpret import Rule
 from gateway.rules.loader import RuleBook, vocabulary
+from gateway.rules.model import Rule
 from store.db import transaction
 from store.models import LedgerEntry, Message, RuleHit, Ticket, Watcher
 from store.views import ticket_detail

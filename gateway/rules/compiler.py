@@ -9,8 +9,8 @@ from datetime import time
 from typing import Any
 
 from gateway.intake.addresses import address_problem
-from gateway.rules import interpret as r
-from gateway.rules.interpret import Condition, Facts, Matcher
+from gateway.rules import matchers as r
+from gateway.rules.model import WEEKDAYS, Condition, Facts, Matcher
 from gateway.statuses import STATUSES
 
 SOURCES = ("email", "portal", "api", "phone")
@@ -170,8 +170,8 @@ def condition(key: str, spec: Any, vocab: Vocabulary) -> Condition:
         "customer": (lambda f: "known" if f.customer_known else "new", _one_of(("known", "new"), "customer")),
         "has_attachment": (lambda f: bool(f.attachments), typed(bool)),
         "auto_submitted": (lambda f: f.auto_submitted, typed(bool)),
-        "weekday": (lambda f: r.WEEKDAYS[f.local_time.weekday()] if f.local_time else "",
-                    _one_of(r.WEEKDAYS, "weekday")),
+        "weekday": (lambda f: WEEKDAYS[f.local_time.weekday()] if f.local_time else "",
+                    _one_of(WEEKDAYS, "weekday")),
     }
     if name in simple:
         getter, check = simple[name]

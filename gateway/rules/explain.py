@@ -12,7 +12,7 @@ from sqlmodel import Session
 from gateway.config import Config
 from gateway.intake.guard import inspect
 from gateway.intake.parse import parse_mail
-from gateway.rules.interpret import Rule
+from gateway.rules.model import Rule
 from gateway.rules.stage import decide, mail_facts
 from gateway.thread.followup import find_thread
 from gateway.thread.index import SessionThreadIndex

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.rules import interpret as r
 from gateway.rules.compiler import RULE_KEYS, Invalid, Vocabulary, actions, condition, typed
-from gateway.rules.interpret import Rule
+from gateway.rules.model import EVENTS, Rule
 from gateway.templates import template_names
 
 log = logging.getLogger("gateway.rules")
@@ -117,8 +116,8 @@ def _rule(table: dict[str, Any], vocab: Vocabulary, file: str, line: int) -> Rul
     if not isinstance(name, str) or not name.strip():
         raise Invalid("name", "every rule needs a name")
     on = table.get("on")
-    if on not in r.EVENTS:
-        raise Invalid("on", f"unknown event {on!r} (known: {', '.join(r.EVENTS)})")
+    if on not in EVENTS:
+        raise Invalid("on", f"unknown event {on!r} (known: {', '.join(EVENTS)})")
     enabled = table.get("enabled", True)
     stop = table.get("stop", False)
     typed(bool)("enabled", enabled)

@@ -13,7 +13,8 @@ from sqlmodel import Session, select
 from gateway.config import Config
 from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
-from gateway.rules.interpret import Facts, FileFact, Outcome, Rule, RuleTrace, evaluate
+from gateway.rules.interpret import evaluate
+from gateway.rules.model import Facts, FileFact, Outcome, Rule, RuleTrace
 from gateway.statuses import move
 from store.models import Organisation, RuleHit, Ticket
 from store.queries import add_watcher, find_contact
