@@ -274,7 +274,7 @@ def main() -> None:
         f"{args.mails} generated mails (`bench/corpus.py`, seed {args.seed}) per scenario on a private "
         f"Dovecot, SQLite on disk, no rules. Lost: a delivered Message-ID neither stored as an inbound "
         f"message nor quarantined (for django-helpdesk: nor still on the server); doubled: extra "
-        f"stored copies. The SMTP outage uses `gateway.outbox.flush_outbox_once` with a simulated "
+        f"stored copies. The SMTP outage uses `gateway.outbound.flush.flush_outbox_once` with a simulated "
         f"`now` (one flush per `flush_seconds`) against a real aiosmtpd server that is stopped, then "
         f"started: no real minute is waited. The django-helpdesk run gets the same mails without the "
         f"forwarded ones (each aborts its run, see ingest).", "",

@@ -140,34 +140,34 @@ def stage_table(stats: pstats.Stats, mails: int) -> tuple[str, dict[str, float]]
 
     fetch = ct("bench/ingest_bench.py", "fetch_phase")
     total_process = ct("bench/ingest_bench.py", "process_phase")
-    parse = ct("gateway/parse.py", "parse_mail")
+    parse = ct("gateway/intake/parse.py", "parse_mail")
     mailparser = ct("mailparser/core.py", "from_bytes")
-    sanitize = ct("gateway/htmltext.py", "sanitize_html", "sanitize_html_bleach")
+    sanitize = ct("gateway/intake/htmltext.py", "sanitize_html", "sanitize_html_bleach")
     bleach = ct("bleach/sanitizer.py", "clean")
-    html_text = ct("gateway/htmltext.py", "html_to_text")
-    guard = ct("gateway/guard.py", "inspect")
+    html_text = ct("gateway/intake/htmltext.py", "html_to_text")
+    guard = ct("gateway/intake/guard.py", "inspect")
     store = ct("gateway/pipeline.py", "_store")
-    thread = ct("gateway/followup.py", "find_thread")
-    rules = ct("gateway/policy.py", "mail_facts", "decide", "apply")
-    notify = ct("gateway/notify.py", "after_inbound", "record_bounce")
+    thread = ct("gateway/thread/followup.py", "find_thread")
+    rules = ct("gateway/rules/stage.py", "mail_facts", "decide", "apply")
+    notify = ct("gateway/outbound/notify.py", "after_inbound", "record_bounce")
     commit = _ct(stats, "sqlalchemy/orm/session.py", "commit") or 0.0
-    content_hash = ct("gateway/parse.py", "content_hash")
-    ledger = ct("store/queries.py", "ledger_has") + ct("gateway/pipeline.py", "_ledger")
-    ticket_for = ct("gateway/pipeline.py", "_ticket_for")
-    watchers = ct("gateway/pipeline.py", "_add_watchers")
+    content_hash = ct("gateway/intake/parse.py", "content_hash")
+    ledger = ct("store/queries.py", "ledger_has") + ct("gateway/record.py", "write_ledger")
+    ticket_for = ct("gateway/thread/landing.py", "land")
+    watchers = ct("gateway/record.py", "add_copied_watchers")
     quarantine = ct("gateway/pipeline.py", "quarantine")
     total = fetch + total_process
     rows = [
         ("IMAP fetch (aioimaplib UID FETCH, batches of 100)", fetch),
         ("parse: mail-parser (`MailParser.from_bytes`)", mailparser),
-        ("parse: our decoding (`gateway/parse.py` walk, headers, charsets, attachments)",
+        ("parse: our decoding (`gateway/intake/parse.py` walk, headers, charsets, attachments)",
          parse - mailparser - sanitize - html_text),
-        ("sanitise: `gateway.htmltext.sanitize_html*`", sanitize),
+        ("sanitise: `gateway.intake.htmltext.sanitize_html*`", sanitize),
         ("  of which `nh3.clean` (Rust)", nh3),
         ("  of which bleach `Cleaner.clean`", bleach),
         ("parse: `html_to_text` (HTML-only mail)", html_text),
-        ("guard (`gateway.guard.inspect`)", guard),
-        ("thread (`gateway.followup.find_thread`, with its queries)", thread),
+        ("guard (`gateway.intake.guard.inspect`)", guard),
+        ("thread (`gateway.thread.followup.find_thread`, with its queries)", thread),
         ("rules (`policy.mail_facts`, `decide`, `apply`)", rules),
         ("notify: outbox rows (`notify.after_inbound`, `record_bounce`)", notify),
         ("store: ledger (`queries.ledger_has` incl. BEGIN IMMEDIATE, `pipeline._ledger`)", ledger),
