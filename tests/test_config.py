@@ -8,6 +8,7 @@ import pytest
 
 from gateway.config import parse_config
 from gateway.errors import ConfigError
+from store.db import make_engine
 
 BOX = {"name": "m", "host": "imap.example.com", "username": "u", "password": "pw"}
 
@@ -59,3 +60,8 @@ def test_defaults() -> None:
     assert config.tickets.number_format == "date" and config.tickets.timezone == "UTC"
     assert config.mailboxes == ()
     assert config.limits.max_message_bytes == 25 * 1024 * 1024
+
+
+def test_postgresql_password_reaches_the_engine() -> None:
+    config = parse_config({"database": {"url": "postgresql://tg:db-pw@db.example/t"}}, "c")
+    assert make_engine(config.database_url).url.password == "db-pw"
