@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                    "quarantine": _quarantine, "rules": _rules, "outbox": _outbox}[args.command]
         return handler(args, config, engine)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # one problem per line, all of them
+            print(f"config error: {line}", file=sys.stderr)
         return 1
     except (TicketgateError, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -185,7 +186,7 @@ def _open_store(config: Config) -> Engine:
     try:
         engine = make_engine(config.database_url)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigError(f"{source}: database.url is not a usable database URL: {exc}") from None
+        raise ConfigError(f"{source}: database.url: is not a usable database URL: {exc}") from None
     try:
         migrate(engine)
     except (OperationalError, InterfaceError) as exc:

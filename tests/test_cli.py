@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,8 +47,22 @@ def test_check_names_file_and_key_and_hides_passwords(tmp_path: Path,
                             'password = "hunter2"\nsecurity = "starttls"\n')
     code, out, err = _run(capsys, "--config", str(bad), "check")
     assert code == 1
-    assert f"{bad}: mailbox[0].security must be one of tls, none, got 'starttls'" in err
+    assert f"{bad}: mailbox[0].security: must be one of tls, none, got 'starttls'" in err
     assert "hunter2" not in out + err
+
+
+def test_check_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
+    bad = _config(tmp_path, '[tickets]\ntimezone = "Mars/Olympus"\n'
+                            '[[mailbox]]\nname = "m"\nhost = "h"\nusername = "u"\npassword = "hunter2"\n'
+                            'port = "993"\ncolour = "red"\n')
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(bad), "check"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert sorted(done.stderr.splitlines()) == [
+        f"config error: {bad}: mailbox[0].colour: unknown key",
+        f"config error: {bad}: mailbox[0].port: must be int, got '993'",
+        f"config error: {bad}: tickets.timezone: is not a known time zone: 'Mars/Olympus'",
+    ]
 
 
 def test_ingest_then_show_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
