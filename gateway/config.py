@@ -3,12 +3,13 @@
 ``parse_config`` validates the whole file in one pass and raises one ``ConfigError`` whose text
 has one ``FILE: KEY: message`` line per problem, so an admin fixes them all after one run.
 The models themselves live in ``gateway.configmodels``; this module reads the file, checks
-what spans tables (channel names, folders) and words the errors.
+what spans tables (channel names, the database URL, folders) and words the errors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import tomllib
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from gateway.configmodels import (
     DEFAULT_DATABASE_URL,
@@ -42,6 +45,7 @@ from gateway.configmodels import (
     Section,
     SmtpConfig,
     TicketsConfig,
+    masked_url,
     one_of,
     show,
     with_env,
@@ -56,11 +60,57 @@ __all__ = [
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 _DEFAULT_CHANNEL = ChannelConfig(name="support", address="support@localhost")
+_URL_FORMS = "use sqlite:///PATH or postgresql://USER@HOST/DB"
+_DRIVERS = {  # URL scheme -> the module that must be importable for it
+    "sqlite": "sqlite3", "sqlite+pysqlite": "sqlite3",
+    "postgresql": "psycopg", "postgresql+psycopg": "psycopg",
+}
 
 
 def config_folder(path: Path | None) -> Path:
     """The folder relative paths in the config start from: the file's own, else the working one."""
     return path.parent if path is not None else Path.cwd()
+
+
+def _check_database_url(url: str, path: Path | None) -> str:
+    """url if it names a database we can open; a relative SQLite path is taken from the config's folder."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise Invalid(f"is not a database URL, got {show(masked_url(url))}; {_URL_FORMS}") from None
+    module = _DRIVERS.get(parsed.drivername)
+    if module is None:
+        raise Invalid(f"scheme {parsed.drivername!r} is not supported; {_URL_FORMS}")
+    if importlib.util.find_spec(module) is None:
+        raise Invalid(f"scheme {parsed.drivername!r} needs the Python package {module!r}, "
+                      "which is not installed")
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:") \
+            or parsed.query.get("uri"):
+        return url
+    file = Path(parsed.database)
+    if path is not None and not file.is_absolute() and path.parent / file != file:
+        file = path.parent / file
+        url = parsed.set(database=str(file)).render_as_string(hide_password=False)
+    _check_sqlite_folder(file.parent, config_folder(path))
+    return url
+
+
+def _check_sqlite_folder(folder: Path, root: Path) -> None:
+    """The SQLite file's folder exists, or can be made under the config's folder (never elsewhere)."""
+    try:
+        if folder.is_dir():
+            return
+        target, root = folder.resolve(), root.resolve()
+        if not target.is_relative_to(root):
+            raise Invalid(f"folder {str(folder)!r} of the SQLite file does not exist; create it "
+                          f"(only folders under the config's folder {str(root)!r} are made)")
+        existing = next(p for p in (target, *target.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise Invalid(f"folder {str(folder)!r} of the SQLite file cannot be made: "
+                          f"{str(existing)!r} is not a writable folder")
+    except OSError as exc:
+        raise Invalid(f"folder {str(folder)!r} of the SQLite file cannot be checked: "
+                      f"{exc.strerror or exc}") from None
 
 
 def _workers_default() -> int:
@@ -76,9 +126,15 @@ def _workers(value: int) -> int:
 
 
 class _Database(Section):
-    """[database]"""
+    """[database]: the URL is checked (driver, SQLite folder) even when left at its default."""
 
-    url: str = DEFAULT_DATABASE_URL
+    url: str = Field(default=DEFAULT_DATABASE_URL, validate_default=True)
+
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, url: str, info: ValidationInfo) -> str:
+        """Fail at check time, not with a traceback at the first command."""
+        return _check_database_url(url, (info.context or {}).get("path"))
 
 
 class _Folder(Section):
@@ -111,7 +167,7 @@ class _Performance(Section):
 class _File(Section):
     """The TOML file as an admin writes it; _build turns it into the Config the service reads."""
 
-    database: _Database = _Database()
+    database: _Database
     mailbox: tuple[MailboxConfig, ...] = Field(default=(), strict=False)
     tickets: TicketsConfig = TicketsConfig()
     channel: tuple[ChannelConfig, ...] = Field(default=(), strict=False)
@@ -131,8 +187,9 @@ class _File(Section):
     @model_validator(mode="before")
     @classmethod
     def _file_defaults(cls, data: Any) -> Any:
-        """secret_env may stand in for secret."""
-        return with_env(data, "secret")
+        """secret_env may stand in for secret; [database] is always validated."""
+        data = with_env(data, "secret")
+        return {"database": {}} | data if isinstance(data, dict) else data
 
 
 def _build(file: _File, path: Path | None) -> Config:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,6 +108,52 @@ def test_every_problem_is_reported_at_once() -> None:
         "config.toml: mailbox[1].channel: names unknown channel 'sales' (known: support)",
         "config.toml: tickets.timezone: is not a known time zone: 'Mars/Olympus'",
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x", "scheme 'mysql' is not supported; use sqlite:///PATH or postgresql://USER@HOST/DB"),
+        ("notaurl", "is not a database URL, got 'notaurl'; use sqlite:///PATH or postgresql://USER@HOST/DB"),
+        ("postgresql+asyncpg://tg@db/t", "scheme 'postgresql+asyncpg' is not supported"),
+        ("postgresql://tg:pw@db:port/t", "is not a database URL, got 'postgresql://tg:***@db:port/t'"),
+    ],
+)
+def test_unusable_database_url_is_one_line(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"database": {"url": url}}, "config.toml")
+    assert str(caught.value).startswith(f"config.toml: database.url: {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_database_driver_must_be_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "psycopg" else real(name))
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"database": {"url": "postgresql://tg@db/t"}}, "c")
+    assert str(caught.value) == (
+        "c: database.url: scheme 'postgresql' needs the Python package 'psycopg', which is not installed")
+
+
+def test_sqlite_folder_must_exist_outside_the_config_folder(tmp_path: Path) -> None:
+    root = Path(f"/ticketgate-missing-{uuid.uuid4().hex}")
+    for folder in (tmp_path / "elsewhere" / "deeper", root):
+        raw = {"database": {"url": f"sqlite:///{folder}/t.db"}}
+        with pytest.raises(ConfigError) as caught:
+            parse_config(raw, "c", tmp_path / "conf" / "c.toml")
+        assert str(caught.value).startswith(
+            f"c: database.url: folder '{folder}' of the SQLite file does not exist; create it")
+        assert "\n" not in str(caught.value)
+        assert not folder.exists() and not folder.parent.joinpath("t.db").exists()
+
+
+def test_sqlite_path_is_relative_to_the_config_folder(tmp_path: Path) -> None:
+    config = parse_config({"database": {"url": "sqlite:///data/t.db"}}, "c", tmp_path / "c.toml")
+    assert config.database_url == f"sqlite:///{tmp_path}/data/t.db"
+    assert not (tmp_path / "data").exists()  # made when a command opens the store, not by check
+    default = parse_config({}, "c", tmp_path / "c.toml")
+    assert default.database_url == f"sqlite:///{tmp_path}/var/ticketgate.db"
+    assert parse_config({"database": {"url": "sqlite:///:memory:"}}, "c").database_url == "sqlite:///:memory:"
 
 
 def test_postgresql_password_reaches_the_engine() -> None:
