@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 
 from gateway.agents.identity import NEW_TICKET, signed_reply_address
-from gateway.config import Config, load_config
+from gateway.config import Config, config_folder, load_config
 from gateway.errors import ConfigError, TicketgateError
 from gateway.intake.files import read_mails
 from gateway.pipeline import RawMail, StoreUnavailable, process
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                    "quarantine": _quarantine, "rules": _rules, "outbox": _outbox}[args.command]
         return handler(args, config, engine)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # one problem per line, all of them
+            print(f"config error: {line}", file=sys.stderr)
         return 1
     except (TicketgateError, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -182,10 +183,10 @@ def _rules(args: argparse.Namespace, config: Config, engine: Engine) -> int:
 def _open_store(config: Config) -> Engine:
     """The migrated database, or a ConfigError / StoreUnavailable that names the problem."""
     source = config.path or "<defaults>"
-    try:
-        engine = make_engine(config.database_url)
+    try:  # the URL passed validation; a missing SQLite folder may be made under the config's folder
+        engine = make_engine(config.database_url, create_under=config_folder(config.path))
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise ConfigError(f"{source}: database.url is not a usable database URL: {exc}") from None
+        raise ConfigError(f"{source}: database.url: is not a usable database URL: {exc}") from None
     try:
         migrate(engine)
     except (OperationalError, InterfaceError) as exc:

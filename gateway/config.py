@@ -1,262 +1,332 @@
-"""Typed configuration loaded once from one TOML file; errors name the key and the bad value."""
+"""Typed configuration loaded once from one TOML file; every problem is named with file and key.
+
+``parse_config`` validates the whole file in one pass and raises one ``ConfigError`` whose text
+has one ``FILE: KEY: message`` line per problem, so an admin fixes them all after one run.
+The models themselves live in ``gateway.configmodels``; this module reads the file, checks
+what spans tables (channel names, the database URL, folders) and words the errors.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, TypeVar
 
+from pydantic import (
+    AfterValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from gateway.configmodels import (
+    DEFAULT_DATABASE_URL,
+    LANGUAGES,
+    SECRET_KEYS,
+    AgentConfig,
+    ChannelConfig,
+    Config,
+    Invalid,
+    LimitsConfig,
+    Lower,
+    MailboxConfig,
+    OutboundConfig,
+    Secret,
+    Section,
+    SmtpConfig,
+    TicketsConfig,
+    masked_url,
+    one_of,
+    show,
+    with_env,
+)
 from gateway.errors import ConfigError
 
+__all__ = [
+    "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "AgentConfig", "ChannelConfig",
+    "Config", "LimitsConfig", "MailboxConfig", "OutboundConfig", "SmtpConfig", "TicketsConfig",
+    "config_folder", "load_config", "parse_config",
+]
+
 DEFAULT_CONFIG_PATH = Path("config.toml")
-DEFAULT_DATABASE_URL = "sqlite:///var/ticketgate.db"
+_DEFAULT_CHANNEL = ChannelConfig(name="support", address="support@localhost")
+_URL_FORMS = "use sqlite:///PATH or postgresql://USER@HOST/DB"
+_DRIVERS = {  # URL scheme -> the module that must be importable for it
+    "sqlite": "sqlite3", "sqlite+pysqlite": "sqlite3",
+    "postgresql": "psycopg", "postgresql+psycopg": "psycopg",
+}
 
 
-@dataclass(frozen=True)
-class MailboxConfig:
-    """One IMAP mailbox the service watches."""
-
-    name: str
-    host: str
-    port: int
-    security: str  # "tls" (implicit TLS) or "none"
-    username: str
-    password: str = field(repr=False)
-    folder: str = "INBOX"
-    processed_folder: str | None = None
-    failed_folder: str | None = None
-    channel: str = "support"
-    idle: bool = True
-    poll_seconds: float = 60.0
-    batch_size: int = 100
-    timeout_seconds: float = 30.0
+def config_folder(path: Path | None) -> Path:
+    """The folder relative paths in the config start from: the file's own, else the working one."""
+    return path.parent if path is not None else Path.cwd()
 
 
-@dataclass(frozen=True)
-class TicketsConfig:
-    """How ticket numbers and subject tokens look."""
-
-    number_format: str = "date"  # "date" -> T20261123.0007, "counter" -> T1234
-    prefix: str = "T"
-    counter_digits: int = 4
-    timezone: str = "UTC"
-    closed_followup: str = "reopen"  # reopen | new | reject
-
-    @property
-    def zone(self) -> ZoneInfo:
-        """The configured time zone (validated at load)."""
-        return ZoneInfo(self.timezone)
-
-
-@dataclass(frozen=True)
-class ChannelConfig:
-    """A team queue with its own address."""
-
-    name: str
-    address: str
-    closed_followup: str | None = None
-    display_name: str = "Support"
-    language: str | None = None  # "de" / "en"; default [outbound] language
+def _check_database_url(url: str, path: Path | None) -> str:
+    """url if it names a database we can open; a relative SQLite path is taken from the config's folder."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise Invalid(f"is not a database URL, got {show(masked_url(url))}; {_URL_FORMS}") from None
+    module = _DRIVERS.get(parsed.drivername)
+    if module is None:
+        raise Invalid(f"scheme {parsed.drivername!r} is not supported; {_URL_FORMS}")
+    if importlib.util.find_spec(module) is None:
+        raise Invalid(f"scheme {parsed.drivername!r} needs the Python package {module!r}, "
+                      "which is not installed")
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:") \
+            or parsed.query.get("uri"):
+        return url
+    file = Path(parsed.database)
+    if path is not None and not file.is_absolute() and path.parent / file != file:
+        file = path.parent / file
+        url = parsed.set(database=str(file)).render_as_string(hide_password=False)
+    _check_sqlite_folder(file.parent, config_folder(path))
+    return url
 
 
-@dataclass(frozen=True)
-class AgentConfig:
-    """An agent who works tickets from a mail client."""
-
-    address: str
-    name: str
-    display_name: str
-    channels: tuple[str, ...] = ()  # empty: every channel
-
-    def works(self, channel: str) -> bool:
-        """Whether this agent hears about tickets of the channel."""
-        return not self.channels or channel in self.channels
-
-
-@dataclass(frozen=True)
-class LimitsConfig:
-    """Guards against oversized input."""
-
-    max_message_bytes: int = 25 * 1024 * 1024
+def _check_sqlite_folder(folder: Path, root: Path) -> None:
+    """The SQLite file's folder exists, or can be made under the config's folder (never elsewhere)."""
+    try:
+        if folder.is_dir():
+            return
+        target, root = folder.resolve(), root.resolve()
+        if not target.is_relative_to(root):
+            raise Invalid(f"folder {str(folder)!r} of the SQLite file does not exist; create it "
+                          f"(only folders under the config's folder {str(root)!r} are made)")
+        existing = next(p for p in (target, *target.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise Invalid(f"folder {str(folder)!r} of the SQLite file cannot be made: "
+                          f"{str(existing)!r} is not a writable folder")
+    except OSError as exc:
+        raise Invalid(f"folder {str(folder)!r} of the SQLite file cannot be checked: "
+                      f"{exc.strerror or exc}") from None
 
 
-@dataclass(frozen=True)
-class SmtpConfig:
-    """Where outbound mail is handed over."""
-
-    host: str
-    port: int
-    security: str  # tls | starttls | none
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout_seconds: float = 30.0
+def _workers_default() -> int:
+    """Parsing ahead pays only when there is a second core."""
+    return 1 if (os.cpu_count() or 1) > 1 else 0
 
 
-@dataclass(frozen=True)
-class OutboundConfig:
-    """Outbound mail policy: ids, language, loop limits, retries."""
-
-    message_id_domain: str = "ticketgate.localhost"
-    language: str = "en"
-    portal_url: str = ""  # e.g. "https://portal.example.com/tickets/{number}"
-    ack_limit_per_recipient_hour: int = 3
-    ack_limit_per_ticket: int = 2
-    bounce_suppress_days: int = 7
-    retry_base_seconds: float = 30.0
-    retry_max_attempts: int = 10
-    batch_size: int = 50
-    flush_seconds: float = 5.0
+def _workers(value: int) -> int:
+    """A bound on parse_workers: each worker is a whole Python process."""
+    if not 0 <= value <= 16:
+        raise Invalid(f"must be 0 to 16, got {value}")
+    return value
 
 
-LANGUAGES = ("de", "en")
+class _Database(Section):
+    """[database]: the URL is checked (driver, SQLite folder) even when left at its default."""
+
+    url: str = Field(default=DEFAULT_DATABASE_URL, validate_default=True)
+
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, url: str, info: ValidationInfo) -> str:
+        """Fail at check time, not with a traceback at the first command."""
+        return _check_database_url(url, (info.context or {}).get("path"))
 
 
-@dataclass(frozen=True)
-class Config:
-    """The whole service configuration."""
+class _Folder(Section):
+    """[rules] or [templates]: a folder relative to the config file."""
 
-    path: Path | None
-    database_url: str
-    mailboxes: tuple[MailboxConfig, ...]
-    tickets: TicketsConfig
-    channels: tuple[ChannelConfig, ...]
-    agents: tuple[AgentConfig, ...]
-    limits: LimitsConfig
-    own_domains: tuple[str, ...]
-    rules_folder: Path | None = None
-    templates_folder: Path | None = None
+    folder: str | None = None
+
+    @field_validator("folder")
+    @classmethod
+    def _exists(cls, folder: str, info: ValidationInfo) -> str:
+        """A missing folder would silently mean no rules or no template overrides."""
+        base = config_folder((info.context or {}).get("path"))
+        if not (base / folder).is_dir():
+            raise Invalid(f"{folder!r} is not a folder (relative to {base})")
+        return folder
+
+
+class _Html(Section):
+    """[html]: which library cleans inbound HTML before it is stored or quoted."""
+
+    sanitizer: Annotated[str, one_of("nh3", "bleach")] = "nh3"
+
+
+class _Performance(Section):
+    """[performance]: how much parsing runs ahead of the store."""
+
+    parse_workers: Annotated[int, AfterValidator(_workers)] = Field(default_factory=_workers_default)
+
+
+class _File(Section):
+    """The TOML file as an admin writes it; _build turns it into the Config the service reads."""
+
+    database: _Database
+    mailbox: tuple[MailboxConfig, ...] = Field(default=(), strict=False)
+    tickets: TicketsConfig = TicketsConfig()
+    channel: tuple[ChannelConfig, ...] = Field(default=(), strict=False)
+    agent: tuple[AgentConfig, ...] = Field(default=(), strict=False)
+    limits: LimitsConfig = LimitsConfig()
+    own_domains: tuple[Lower, ...] = Field(default=(), strict=False)
+    rules: _Folder = _Folder()
+    templates: _Folder = _Folder()
     smtp: SmtpConfig | None = None
     outbound: OutboundConfig = OutboundConfig()
-    secret: str = field(default="", repr=False)
-    trusted_authservers: tuple[str, ...] = ()  # Authentication-Results ids we believe
-    html_sanitizer: str = "nh3"  # nh3 | bleach
-    parse_workers: int = 0  # processes that parse ahead of the store (0: parse in place)
+    secret: Secret = Field(default="", repr=False)
+    trusted_authservers: tuple[Annotated[str, StringConstraints(min_length=1, to_lower=True)], ...] = (
+        Field(default=(), strict=False))
+    html: _Html = _Html()
+    performance: _Performance = _Performance()
 
-    def channel(self, name: str) -> ChannelConfig | None:
-        """The channel called name, if configured."""
-        return next((c for c in self.channels if c.name == name), None)
-
-    def own_addresses(self) -> frozenset[str]:
-        """Addresses that belong to us (channels and mailboxes): never watchers, never replied to."""
-        found = {c.address.lower() for c in self.channels}
-        found |= {m.username.lower() for m in self.mailboxes if "@" in m.username}
-        return frozenset(found)
+    @model_validator(mode="before")
+    @classmethod
+    def _file_defaults(cls, data: Any) -> Any:
+        """secret_env may stand in for secret; [database] is always validated."""
+        data = with_env(data, "secret")
+        return {"database": {}} | data if isinstance(data, dict) else data
 
 
-class _Section:
-    """Reads typed values out of one TOML table, naming the full key on error."""
-
-    def __init__(self, source: str, prefix: str, table: Any, known: set[str]) -> None:
-        if not isinstance(table, dict):
-            raise ConfigError(f"{source}: [{prefix}] must be a table, got {_show(table)}")
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key {prefix}.{unknown[0]}")
-        self.source, self.prefix, self.table = source, prefix, table
-
-    def _fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {self.prefix}.{key} {message}")
-
-    def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
-        """The value at key, checked against kind."""
-        if key not in self.table:
-            if required:
-                raise self._fail(key, "is required")
-            return default
-        value = self.table[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise self._fail(key, f"must be {kind.__name__}, got {_show(value)}")
-        return value
-
-    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
-        """A string value restricted to options."""
-        value: str = self.get(key, str, default)
-        if value not in options:
-            raise self._fail(key, f"must be one of {', '.join(options)}, got {value!r}")
-        return value
-
-    def positive(self, key: str, kind: type, default: Any) -> Any:
-        """A number that must be above zero."""
-        value = self.get(key, kind, default)
-        if value <= 0:
-            raise self._fail(key, f"must be > 0, got {value!r}")
-        return value
-
-
-def _show(value: Any) -> str:
-    """A short, safe rendering of a bad value for an error message."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _password(s: _Section) -> str | None:
-    """password, or the environment variable password_env names (which must be set)."""
-    password: str | None = s.get("password", str)
-    env_name: str | None = s.get("password_env", str)
-    if env_name is not None:
-        password = os.environ.get(env_name)
-        if password is None:
-            raise s._fail("password_env", f"names environment variable {env_name!r}, which is not set")
-    return password
-
-
-def _mailbox(source: str, index: int, table: Any) -> MailboxConfig:
-    known = {
-        "name", "host", "port", "security", "username", "password", "password_env", "folder",
-        "processed_folder", "failed_folder", "channel", "idle", "poll_seconds", "batch_size",
-        "timeout_seconds",
-    }
-    s = _Section(source, f"mailbox[{index}]", table, known)
-    security = s.choice("security", ("tls", "none"), "tls")
-    password = _password(s)
-    if password is None:
-        raise s._fail("password", "is required (or password_env)")
-    batch = s.positive("batch_size", int, 100)
-    if batch > 200:
-        raise s._fail("batch_size", f"must be at most 200 (aioimaplib limit), got {batch}")
-    return MailboxConfig(
-        name=s.get("name", str, required=True),
-        host=s.get("host", str, required=True),
-        port=s.positive("port", int, 993 if security == "tls" else 143),
-        security=security,
-        username=s.get("username", str, required=True),
-        password=password,
-        folder=s.get("folder", str, "INBOX"),
-        processed_folder=s.get("processed_folder", str),
-        failed_folder=s.get("failed_folder", str),
-        channel=s.get("channel", str, "support"),
-        idle=s.get("idle", bool, True),
-        poll_seconds=s.positive("poll_seconds", float, 60.0),
-        batch_size=batch,
-        timeout_seconds=s.positive("timeout_seconds", float, 30.0),
+def _build(file: _File, path: Path | None) -> Config:
+    """The Config the service reads, with the defaults that depend on other tables filled in."""
+    base = config_folder(path)
+    channels = file.channel or (_DEFAULT_CHANNEL,)
+    outbound = file.outbound
+    if "message_id_domain" not in outbound.model_fields_set:
+        domain = channels[0].address.rpartition("@")[2]
+        outbound = outbound.model_copy(update={"message_id_domain": domain})
+    return Config(
+        path=path,
+        database_url=file.database.url,
+        mailboxes=file.mailbox,
+        tickets=file.tickets,
+        channels=channels,
+        agents=file.agent,
+        limits=file.limits,
+        own_domains=file.own_domains or tuple(sorted({c.address.split("@")[-1] for c in channels})),
+        rules_folder=base / file.rules.folder if file.rules.folder else None,
+        templates_folder=base / file.templates.folder if file.templates.folder else None,
+        smtp=file.smtp,
+        outbound=outbound,
+        secret=file.secret,
+        trusted_authservers=file.trusted_authservers,
+        html_sanitizer=file.html.sanitizer,
+        parse_workers=file.performance.parse_workers,
     )
 
 
-def _tickets(source: str, table: Any) -> TicketsConfig:
-    known = {"number_format", "prefix", "counter_digits", "timezone", "closed_followup"}
-    s = _Section(source, "tickets", table, known)
-    zone = s.get("timezone", str, "UTC")
+_WORDING = {  # pydantic error type -> our message; {got} is ", got VALUE" unless the key is secret
+    "missing": "is required",
+    "extra_forbidden": "unknown key",
+    "string_type": "must be str{got}",
+    "int_type": "must be int{got}",
+    "float_type": "must be float{got}",
+    "bool_type": "must be bool{got}",
+    "greater_than": "must be > {gt}{got}",
+    "model_type": "must be a table{got}",
+    "dict_type": "must be a table{got}",
+    "tuple_type": "must be an array{got}",
+    "list_type": "must be an array{got}",
+    "string_too_short": "must not be empty",
+}
+
+
+def _key(loc: Sequence[int | str]) -> str:
+    """A pydantic location as the key an admin finds in the file.
+
+    >>> _key(("mailbox", 0, "port")), _key(("agent", 1, "channels", 2)), _key(("databse",))
+    ('mailbox[0].port', 'agent[1].channels[2]', 'databse')
+    """
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _problem(error: ErrorDetails) -> tuple[str, str]:
+    """One pydantic error as (key, message) in our words: no pydantic jargon, links or secrets."""
+    loc = list(error["loc"])
+    ctx = error.get("ctx", {})
+    cause = ctx.get("error")
+    if isinstance(cause, Invalid) and cause.key and loc:
+        loc[-1] = cause.key
+    secret = bool(loc) and loc[-1] in SECRET_KEYS
+    got = "" if secret else f", got {show(error['input'])}"
+    if isinstance(cause, ValueError):
+        message = str(cause)
+    elif error["type"] in _WORDING:
+        message = _WORDING[error["type"]].format(got=got, **ctx)
+    else:
+        message = error["msg"][:1].lower() + error["msg"][1:] + got
+    if error["type"] == "missing" and secret:
+        message += f" (or {loc[-1]}_env)"
+    return _key(loc), message
+
+
+_Named = TypeVar("_Named", MailboxConfig, ChannelConfig, AgentConfig)
+
+
+def _valid_entries(raw: dict[str, Any], key: str,
+                   model: type[_Named]) -> tuple[list[tuple[int, _Named]], bool]:
+    """The entries of an array of tables that validate on their own, and whether all of them do."""
+    entries = raw.get(key, [])
+    if not isinstance(entries, list):
+        return [], False
+    valid = []
+    for index, entry in enumerate(entries):
+        with contextlib.suppress(ValidationError):  # reported by the validation of the whole file
+            valid.append((index, model.model_validate(entry)))
+    return valid, len(valid) == len(entries)
+
+
+def _used_twice(kind: str, entries: Sequence[tuple[int, _Named]]) -> list[tuple[str, str]]:
+    """Entries named like an earlier one: names key the mail ledger, #assign and the rules."""
+    seen: set[str] = set()
+    found = []
+    for index, entry in entries:
+        if entry.name in seen:
+            found.append((f"{kind}[{index}].name", f"{entry.name!r} is used twice"))
+        seen.add(entry.name)
+    return found
+
+
+def _cross_checks(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """Problems between tables, found among the valid entries even when others are invalid."""
+    mailboxes, _ = _valid_entries(raw, "mailbox", MailboxConfig)
+    channels, complete = _valid_entries(raw, "channel", ChannelConfig)
+    agents, _ = _valid_entries(raw, "agent", AgentConfig)
+    problems = [*_used_twice("mailbox", mailboxes), *_used_twice("channel", channels),
+                *_used_twice("agent", agents)]
+    if not complete:
+        return problems  # an invalid channel would make every mention of it look unknown
+    names = {c.name for _, c in channels} or {_DEFAULT_CHANNEL.name}
+    known = f"(known: {', '.join(sorted(names))})"
+    problems += [(f"mailbox[{i}].channel", f"names unknown channel {m.channel!r} {known}")
+                 for i, m in mailboxes if m.channel not in names]
+    problems += [(f"agent[{i}].channels", f"names unknown channel {name!r} {known}")
+                 for i, a in agents for name in a.channels if name not in names]
+    return problems
+
+
+def _lines(source: str, problems: list[tuple[str, str]]) -> str:
+    """One `FILE: KEY: message` line per problem."""
+    return "\n".join(f"{source}: {key}: {message}" if key else f"{source}: {message}"
+                     for key, message in problems)
+
+
+def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> Config:
+    """Build a Config from parsed TOML; one ConfigError names every problem, one per line."""
+    problems = _cross_checks(raw)
     try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise s._fail("timezone", f"is not a known time zone: {zone!r}") from None
-    prefix = s.get("prefix", str, "T").upper()
-    if not (prefix.isascii() and prefix.isalpha()):
-        raise s._fail("prefix", f"must be letters only, got {prefix!r}")
-    digits = s.positive("counter_digits", int, 4)
-    return TicketsConfig(
-        number_format=s.choice("number_format", ("date", "counter"), "date"),
-        prefix=prefix,
-        counter_digits=digits,
-        timezone=zone,
-        closed_followup=s.choice("closed_followup", ("reopen", "new", "reject"), "reopen"),
-    )
+        file = _File.model_validate(raw, context={"path": path})
+    except ValidationError as exc:
+        found = [_problem(error) for error in exc.errors(include_url=False)]
+        raise ConfigError(_lines(source, found + problems)) from None
+    if problems:
+        raise ConfigError(_lines(source, problems))
+    return _build(file, path)
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -277,165 +347,3 @@ def load_config(path: Path | None = None) -> Config:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return parse_config(raw, source, path)
-
-
-def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> Config:
-    """Build a Config from already-parsed TOML data."""
-    top = {"database", "mailbox", "tickets", "channel", "agent", "limits", "own_domains", "rules",
-           "templates", "smtp", "outbound", "secret", "secret_env", "trusted_authservers",
-           "html", "performance"}
-    unknown = sorted(set(raw) - top)
-    if unknown:
-        raise ConfigError(f"{source}: unknown key {unknown[0]}")
-    db = _Section(source, "database", raw.get("database", {}), {"url"})
-    limits = _Section(source, "limits", raw.get("limits", {}), {"max_message_bytes"})
-    mailboxes = tuple(_mailbox(source, i, t) for i, t in enumerate(_array(source, raw, "mailbox")))
-    channels = tuple(
-        ChannelConfig(
-            name=s.get("name", str, required=True),
-            address=s.get("address", str, required=True).lower(),
-            closed_followup=s.get("closed_followup", str),
-            display_name=s.get("display_name", str, "Support"),
-            language=(s.choice("language", LANGUAGES, "en") if "language" in s.table else None),
-        )
-        for s in (
-            _Section(source, f"channel[{i}]", t,
-                     {"name", "address", "closed_followup", "display_name", "language"})
-            for i, t in enumerate(_array(source, raw, "channel"))
-        )
-    )
-    if not channels:
-        channels = (ChannelConfig(name="support", address="support@localhost"),)
-    agents = tuple(
-        AgentConfig(
-            address=s.get("address", str, required=True).lower(),
-            name=s.get("name", str, required=True),
-            display_name=s.get("display_name", str, "") or s.get("name", str, ""),
-            channels=tuple(s.get("channels", list, [])),
-        )
-        for s in (
-            _Section(source, f"agent[{i}]", t, {"address", "name", "display_name", "channels"})
-            for i, t in enumerate(_array(source, raw, "agent"))
-        )
-    )
-    names = {c.name for c in channels}
-    for i, a in enumerate(agents):
-        for channel in a.channels:
-            if channel not in names:
-                raise ConfigError(f"{source}: agent[{i}].channels names unknown channel {channel!r}")
-    for i, m in enumerate(mailboxes):
-        if m.channel not in names:
-            raise ConfigError(
-                f"{source}: mailbox[{i}].channel names unknown channel {m.channel!r} "
-                f"(known: {', '.join(sorted(names))})"
-            )
-    seen: set[str] = set()
-    for i, m in enumerate(mailboxes):
-        if m.name in seen:
-            raise ConfigError(f"{source}: mailbox[{i}].name {m.name!r} is used twice")
-        seen.add(m.name)
-    base = path.parent if path is not None else Path.cwd()
-    rules = _Section(source, "rules", raw.get("rules", {}), {"folder"})
-    rules_folder = rules.get("folder", str)
-    templates = _Section(source, "templates", raw.get("templates", {}), {"folder"})
-    templates_folder = templates.get("folder", str)
-    for key, folder in (("rules.folder", rules_folder), ("templates.folder", templates_folder)):
-        if folder is not None and not (base / folder).is_dir():
-            raise ConfigError(f"{source}: {key} {folder!r} is not a folder (relative to {base})")
-    own_domains = raw.get("own_domains", [])
-    if not isinstance(own_domains, list) or not all(isinstance(d, str) for d in own_domains):
-        raise ConfigError(f"{source}: own_domains must be a list of domain names")
-    return Config(
-        path=path,
-        database_url=db.get("url", str, DEFAULT_DATABASE_URL),
-        mailboxes=mailboxes,
-        tickets=_tickets(source, raw.get("tickets", {})),
-        channels=channels,
-        agents=agents,
-        limits=LimitsConfig(max_message_bytes=limits.positive("max_message_bytes", int, 25 << 20)),
-        own_domains=tuple(d.lower() for d in own_domains)
-        or tuple(sorted({c.address.split("@")[-1] for c in channels})),
-        rules_folder=(base / rules_folder) if rules_folder else None,
-        templates_folder=(base / templates_folder) if templates_folder else None,
-        smtp=_smtp(source, raw["smtp"]) if "smtp" in raw else None,
-        outbound=_outbound(source, raw.get("outbound", {}), channels),
-        secret=_secret(source, raw),
-        trusted_authservers=_names(source, raw, "trusted_authservers"),
-        html_sanitizer=_Section(source, "html", raw.get("html", {}), {"sanitizer"})
-        .choice("sanitizer", ("nh3", "bleach"), "nh3"),
-        parse_workers=_parse_workers(source, raw.get("performance", {})),
-    )
-
-
-def _parse_workers(source: str, table: Any) -> int:
-    s = _Section(source, "performance", table, {"parse_workers"})
-    default = 1 if (os.cpu_count() or 1) > 1 else 0
-    workers: int = s.get("parse_workers", int, default)
-    if not 0 <= workers <= 16:
-        raise s._fail("parse_workers", f"must be 0 to 16, got {workers}")
-    return workers
-
-
-def _names(source: str, raw: dict[str, Any], key: str) -> tuple[str, ...]:
-    value = raw.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{source}: {key} must be a list of names, got {_show(value)}")
-    return tuple(v.lower() for v in value)
-
-
-def _smtp(source: str, table: Any) -> SmtpConfig:
-    s = _Section(source, "smtp", table, {"host", "port", "security", "username", "password",
-                                          "password_env", "timeout_seconds"})
-    security = s.choice("security", ("tls", "starttls", "none"), "starttls")
-    password = _password(s)
-    return SmtpConfig(
-        host=s.get("host", str, required=True),
-        port=s.positive("port", int, {"tls": 465, "starttls": 587, "none": 25}[security]),
-        security=security,
-        username=s.get("username", str),
-        password=password,
-        timeout_seconds=s.positive("timeout_seconds", float, 30.0),
-    )
-
-
-def _outbound(source: str, table: Any, channels: tuple[ChannelConfig, ...]) -> OutboundConfig:
-    defaults = OutboundConfig()
-    keys = set(OutboundConfig.__dataclass_fields__)
-    s = _Section(source, "outbound", table, keys)
-    domain = channels[0].address.rpartition("@")[2] if channels else defaults.message_id_domain
-    portal_url = s.get("portal_url", str, "")
-    if portal_url and "{number}" not in portal_url:
-        raise s._fail("portal_url", f"must contain {{number}}, got {portal_url!r}")
-    return OutboundConfig(
-        message_id_domain=s.get("message_id_domain", str, domain),
-        language=s.choice("language", LANGUAGES, "en"),
-        portal_url=portal_url,
-        ack_limit_per_recipient_hour=s.positive("ack_limit_per_recipient_hour", int, 3),
-        ack_limit_per_ticket=s.positive("ack_limit_per_ticket", int, 2),
-        bounce_suppress_days=s.positive("bounce_suppress_days", int, 7),
-        retry_base_seconds=s.positive("retry_base_seconds", float, 30.0),
-        retry_max_attempts=s.positive("retry_max_attempts", int, 10),
-        batch_size=s.positive("batch_size", int, 50),
-        flush_seconds=s.positive("flush_seconds", float, 5.0),
-    )
-
-
-def _secret(source: str, raw: dict[str, Any]) -> str:
-    """The HMAC secret for signed reply addresses (secret_env names an environment variable)."""
-    if "secret_env" in raw:
-        name = raw["secret_env"]
-        value = os.environ.get(str(name))
-        if value is None:
-            raise ConfigError(f"{source}: secret_env names environment variable {name!r}, which is not set")
-        return value
-    value = raw.get("secret", "")
-    if not isinstance(value, str):
-        raise ConfigError(f"{source}: secret must be a string")
-    return value
-
-
-def _array(source: str, raw: dict[str, Any], key: str) -> list[Any]:
-    value = raw.get(key, [])
-    if not isinstance(value, list):
-        raise ConfigError(f"{source}: {key} must be an array of tables ([[{key}]])")
-    return value

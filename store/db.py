@@ -14,15 +14,21 @@ from sqlmodel import Session, create_engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for url; SQLite gets WAL, a busy timeout and write-locking transactions."""
+def make_engine(url: str, *, create_under: Path | None = None) -> Engine:
+    """An engine for url; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    A missing folder of the SQLite file is made only when it lies under create_under (the
+    config's folder, where validation allowed it): never anywhere else on the file system.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        if parsed.drivername == "postgresql":
-            url = str(parsed.set(drivername="postgresql+psycopg"))
-        return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.drivername == "postgresql":  # the URL object: str() would mask the password
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    if create_under is not None and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).resolve().parent
+        if folder.is_relative_to(create_under.resolve()):
+            folder.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,8 +47,52 @@ def test_check_names_file_and_key_and_hides_passwords(tmp_path: Path,
                             'password = "hunter2"\nsecurity = "starttls"\n')
     code, out, err = _run(capsys, "--config", str(bad), "check")
     assert code == 1
-    assert f"{bad}: mailbox[0].security must be one of tls, none, got 'starttls'" in err
+    assert f"{bad}: mailbox[0].security: must be one of tls, none, got 'starttls'" in err
     assert "hunter2" not in out + err
+
+
+def test_check_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
+    bad = _config(tmp_path, '[tickets]\ntimezone = "Mars/Olympus"\n'
+                            '[[mailbox]]\nname = "m"\nhost = "h"\nusername = "u"\npassword = "hunter2"\n'
+                            'port = "993"\ncolour = "red"\n')
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(bad), "check"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert sorted(done.stderr.splitlines()) == [
+        f"config error: {bad}: mailbox[0].colour: unknown key",
+        f"config error: {bad}: mailbox[0].port: must be int, got '993'",
+        f"config error: {bad}: tickets.timezone: is not a known time zone: 'Mars/Olympus'",
+    ]
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "notaurl", "sqlite:///{outside}/missing/t.db"])
+def test_unusable_database_url_is_one_line_for_every_command(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outside = tmp_path / "elsewhere"
+    config = tmp_path / "conf" / "config.toml"
+    config.parent.mkdir()
+    config.write_text(f'[database]\nurl = "{url.format(outside=outside)}"\n', encoding="utf-8")
+    for command in (["check"], ["tickets", "list"], ["ingest", str(FIXTURES / "baseline-german-qp.eml")]):
+        code, out, err = _run(capsys, "--config", str(config), *command)
+        assert code == 1 and out == ""
+        assert err.startswith(f"config error: {config}: database.url: ") and err.count("\n") == 1
+        assert "Traceback" not in err
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "conf", "conf/config.toml"]  # nothing created, least of all the missing folder
+
+
+def test_sqlite_folder_is_made_only_under_the_config_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "conf" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('[database]\nurl = "sqlite:///data/t.db"\n', encoding="utf-8")
+    code, out, _ = _run(capsys, "--config", str(config), "check")
+    assert code == 0 and "OK" in out
+    assert not (tmp_path / "conf" / "data").exists()  # check creates nothing
+    code, _, _ = _run(capsys, "--config", str(config), "tickets", "list")
+    assert code == 0 and (tmp_path / "conf" / "data" / "t.db").is_file()
+    assert not (tmp_path / "data").exists()  # relative to the config's folder, not the working one
 
 
 def test_ingest_then_show_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

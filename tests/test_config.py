@@ -1,41 +1,59 @@
-"""Configuration errors name the key and the bad value; defaults are sensible."""
+"""Configuration errors name the key and the bad value, all of them at once; defaults are sensible."""
 
 from __future__ import annotations
 
+import importlib.util
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.config import parse_config
 from gateway.errors import ConfigError
+from store.db import make_engine
 
 BOX = {"name": "m", "host": "imap.example.com", "username": "u", "password": "pw"}
 
 
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        ({"databse": {}}, "unknown key databse"),
-        ({"database": {"url": 5}}, "database.url must be str, got 5"),
-        ({"mailbox": [{**BOX, "port": "993"}]}, "mailbox[0].port must be int, got '993'"),
-        ({"mailbox": [{**BOX, "security": "ssl"}]}, "mailbox[0].security must be one of tls, none"),
-        ({"mailbox": [{k: v for k, v in BOX.items() if k != "host"}]}, "mailbox[0].host is required"),
-        ({"mailbox": [{**BOX, "password": None}]}, "mailbox[0].password must be str"),
-        ({"mailbox": [{**BOX, "batch_size": 500}]}, "mailbox[0].batch_size must be at most 200"),
-        ({"mailbox": [{**BOX, "channel": "sales"}]}, "mailbox[0].channel names unknown channel 'sales'"),
-        ({"mailbox": [BOX, BOX]}, "mailbox[1].name 'm' is used twice"),
-        ({"mailbox": [{**BOX, "colour": "red"}]}, "unknown key mailbox[0].colour"),
-        ({"tickets": {"timezone": "Mars/Olympus"}}, "tickets.timezone is not a known time zone"),
-        ({"tickets": {"number_format": "uuid"}}, "tickets.number_format must be one of date, counter"),
-        ({"limits": {"max_message_bytes": 0}}, "limits.max_message_bytes must be > 0"),
-        ({"agent": [{"name": "bob"}]}, "agent[0].address is required"),
-    ],
-)
+BAD = [  # (TOML data, the one line it gives after "FILE: ")
+    ({"databse": {}}, "databse: unknown key"),
+    ({"database": {"url": 5}}, "database.url: must be str, got 5"),
+    ({"mailbox": [{**BOX, "port": "993"}]}, "mailbox[0].port: must be int, got '993'"),
+    ({"mailbox": [{**BOX, "security": "ssl"}]},
+     "mailbox[0].security: must be one of tls, none, got 'ssl'"),
+    ({"mailbox": [{k: v for k, v in BOX.items() if k != "host"}]}, "mailbox[0].host: is required"),
+    ({"mailbox": [{k: v for k, v in BOX.items() if k != "password"}]},
+     "mailbox[0].password: is required (or password_env)"),
+    ({"mailbox": [{**BOX, "password": None}]}, "mailbox[0].password: must be str"),
+    ({"mailbox": [{**BOX, "batch_size": 500}]},
+     "mailbox[0].batch_size: must be at most 200 (aioimaplib limit), got 500"),
+    ({"mailbox": [{**BOX, "channel": "sales"}]},
+     "mailbox[0].channel: names unknown channel 'sales' (known: support)"),
+    ({"mailbox": [BOX, BOX]}, "mailbox[1].name: 'm' is used twice"),
+    ({"mailbox": [{**BOX, "colour": "red"}]}, "mailbox[0].colour: unknown key"),
+    ({"mailbox": {"name": "m"}}, "mailbox: must be an array, got a table"),
+    ({"tickets": {"timezone": "Mars/Olympus"}},
+     "tickets.timezone: is not a known time zone: 'Mars/Olympus'"),
+    ({"tickets": {"number_format": "uuid"}},
+     "tickets.number_format: must be one of date, counter, got 'uuid'"),
+    ({"tickets": "date"}, "tickets: must be a table, got 'date'"),
+    ({"limits": {"max_message_bytes": 0}}, "limits.max_message_bytes: must be > 0, got 0"),
+    ({"agent": [{"name": "bob"}]}, "agent[0].address: is required"),
+    ({"agent": [{"name": "bob", "address": "b@x", "channels": ["sales"]}]},
+     "agent[0].channels: names unknown channel 'sales' (known: support)"),
+    ({"channel": [{"name": "s", "address": "s@x"}, {"name": "s", "address": "t@x"}]},
+     "channel[1].name: 's' is used twice"),
+    ({"trusted_authservers": [""]}, "trusted_authservers[0]: must not be empty"),
+    ({"performance": {"parse_workers": 17}}, "performance.parse_workers: must be 0 to 16, got 17"),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), BAD)
 def test_errors_name_key_and_value(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(raw, "config.toml")
-    assert str(caught.value).startswith("config.toml: ")
-    assert message in str(caught.value)
+    assert str(caught.value) == f"config.toml: {message}"
 
 
 def test_password_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,8 +67,10 @@ def test_password_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_password_env_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE", raising=False)
     box = {k: v for k, v in BOX.items() if k != "password"} | {"password_env": "NOPE"}
-    with pytest.raises(ConfigError, match=r"mailbox\[0\]\.password_env names environment variable 'NOPE'"):
+    with pytest.raises(ConfigError) as caught:
         parse_config({"mailbox": [box]}, "c")
+    assert str(caught.value) == ("c: mailbox[0].password_env: names environment variable 'NOPE', "
+                                 "which is not set")
 
 
 def test_defaults() -> None:
@@ -59,3 +79,105 @@ def test_defaults() -> None:
     assert config.tickets.number_format == "date" and config.tickets.timezone == "UTC"
     assert config.mailboxes == ()
     assert config.limits.max_message_bytes == 25 * 1024 * 1024
+
+
+def test_derived_defaults() -> None:
+    config = parse_config({
+        "channel": [{"name": "support", "address": "Support@Example.COM"}],
+        "agent": [{"address": "Bob@example.com", "name": "bob"}],
+        "mailbox": [{**BOX, "security": "none"}],
+        "smtp": {"host": "smtp.example.com", "security": "tls"},
+    }, "c")
+    assert config.mailboxes[0].port == 143 and config.smtp is not None and config.smtp.port == 465
+    assert config.agents[0].display_name == "bob" and config.agents[0].address == "bob@example.com"
+    assert config.outbound.message_id_domain == "example.com"
+    assert config.own_domains == ("example.com",)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    raw = {
+        "databse": {"url": "sqlite:///x.db"},
+        "mailbox": [{**BOX, "port": "993"}, {**BOX, "name": "n", "channel": "sales"}],
+        "tickets": {"timezone": "Mars/Olympus"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "config.toml")
+    assert sorted(str(caught.value).splitlines()) == [
+        "config.toml: databse: unknown key",
+        "config.toml: mailbox[0].port: must be int, got '993'",
+        "config.toml: mailbox[1].channel: names unknown channel 'sales' (known: support)",
+        "config.toml: tickets.timezone: is not a known time zone: 'Mars/Olympus'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x", "scheme 'mysql' is not supported; use sqlite:///PATH or postgresql://USER@HOST/DB"),
+        ("notaurl", "is not a database URL, got 'notaurl'; use sqlite:///PATH or postgresql://USER@HOST/DB"),
+        ("postgresql+asyncpg://tg@db/t", "scheme 'postgresql+asyncpg' is not supported"),
+        ("postgresql://tg:pw@db:port/t", "is not a database URL, got 'postgresql://tg:***@db:port/t'"),
+    ],
+)
+def test_unusable_database_url_is_one_line(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"database": {"url": url}}, "config.toml")
+    assert str(caught.value).startswith(f"config.toml: database.url: {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_database_driver_must_be_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "psycopg" else real(name))
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"database": {"url": "postgresql://tg@db/t"}}, "c")
+    assert str(caught.value) == (
+        "c: database.url: scheme 'postgresql' needs the Python package 'psycopg', which is not installed")
+
+
+def test_sqlite_folder_must_exist_outside_the_config_folder(tmp_path: Path) -> None:
+    root = Path(f"/ticketgate-missing-{uuid.uuid4().hex}")
+    for folder in (tmp_path / "elsewhere" / "deeper", root):
+        raw = {"database": {"url": f"sqlite:///{folder}/t.db"}}
+        with pytest.raises(ConfigError) as caught:
+            parse_config(raw, "c", tmp_path / "conf" / "c.toml")
+        assert str(caught.value).startswith(
+            f"c: database.url: folder '{folder}' of the SQLite file does not exist; create it")
+        assert "\n" not in str(caught.value)
+        assert not folder.exists() and not folder.parent.joinpath("t.db").exists()
+
+
+def test_sqlite_path_is_relative_to_the_config_folder(tmp_path: Path) -> None:
+    config = parse_config({"database": {"url": "sqlite:///data/t.db"}}, "c", tmp_path / "c.toml")
+    assert config.database_url == f"sqlite:///{tmp_path}/data/t.db"
+    assert not (tmp_path / "data").exists()  # made when a command opens the store, not by check
+    default = parse_config({}, "c", tmp_path / "c.toml")
+    assert default.database_url == f"sqlite:///{tmp_path}/var/ticketgate.db"
+    assert parse_config({"database": {"url": "sqlite:///:memory:"}}, "c").database_url == "sqlite:///:memory:"
+
+
+def test_postgresql_password_reaches_the_engine() -> None:
+    config = parse_config({"database": {"url": "postgresql://tg:db-pw@db.example/t"}}, "c")
+    assert make_engine(config.database_url).url.password == "db-pw"
+
+
+def test_secrets_never_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PW", "smtp-pw")
+    config = parse_config({
+        "database": {"url": "postgresql://tg:db-pw@db.example/t"},
+        "secret": "hmac-pw",
+        "mailbox": [{**BOX, "password": "imap-pw"}],
+        "smtp": {"host": "smtp.example.com", "password_env": "SMTP_PW"},
+    }, "c")
+    shown = repr(config) + str(config) + repr(config.mailboxes) + repr(config.smtp)
+    assert config.secret == "hmac-pw" and config.smtp is not None and config.smtp.password == "smtp-pw"
+    for secret in ("db-pw", "hmac-pw", "imap-pw", "smtp-pw"):
+        assert secret not in shown
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"mailbox": [{**BOX, "password": 271828, "pasword": "typo-pw"}], "secret": 314159,
+                      "database": {"url": "postgresql://tg:db-pw@db:port/t"}}, "c")
+    text = str(caught.value)
+    assert "mailbox[0].password: must be str" in text and "secret: must be str" in text
+    for secret in ("271828", "typo-pw", "314159", "db-pw"):
+        assert secret not in text
+    assert "pydantic" not in text and "Input should" not in text

@@ -1,0 +1,308 @@
+"""The configuration's typed parts: one frozen pydantic model per TOML table, strict and closed.
+
+Each model rejects unknown keys and wrong types (``"993"`` is not a port) and checks its own
+values; ``gateway.config`` turns pydantic's errors into ``FILE: KEY: message`` lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    model_validator,
+)
+
+__all__ = [
+    "DEFAULT_DATABASE_URL", "LANGUAGES", "SECRET_KEYS", "AgentConfig", "ChannelConfig", "Config",
+    "Invalid", "LimitsConfig", "Lower", "MailboxConfig", "OutboundConfig", "Secret", "Section",
+    "SmtpConfig", "TicketsConfig", "masked_url", "one_of", "show", "with_env",
+]
+
+DEFAULT_DATABASE_URL = "sqlite:///var/ticketgate.db"
+LANGUAGES = ("de", "en")
+SECRET_KEYS = frozenset({"password", "secret"})  # their values never appear in errors or repr
+
+
+class Invalid(ValueError):
+    """A value fails a check; key names the input key to blame when it is not the field itself."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def show(value: Any) -> str:
+    """A short rendering of a bad value; never a whole table, which may hold a password.
+
+    >>> show("993"), show({"password": "x"}), show([1, 2])
+    ("'993'", 'a table', 'an array')
+    """
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "an array"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password replaced, so it can be printed.
+
+    >>> masked_url("postgresql://tg:hunter2@db/tickets")
+    'postgresql://tg:***@db/tickets'
+    """
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def one_of(*options: str) -> AfterValidator:
+    """A check that a text is one of options, naming them all when it is not."""
+
+    def check(value: str) -> str:
+        if value not in options:
+            raise Invalid(f"must be one of {', '.join(options)}, got {show(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _letters(value: str) -> str:
+    """Ticket prefixes must survive subject mangling: ASCII letters only, upper case."""
+    if not (value.isascii() and value.isalpha()):
+        raise Invalid(f"must be letters only, got {show(value)}")
+    return value.upper()
+
+
+def _time_zone(value: str) -> str:
+    """Ticket dates are taken in this zone; an unknown name would fail only at the first mail."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise Invalid(f"is not a known time zone: {show(value)}") from None
+    return value
+
+
+def _imap_batch(value: int) -> int:
+    """aioimaplib cannot take more UIDs in one command."""
+    if value > 200:
+        raise Invalid(f"must be at most 200 (aioimaplib limit), got {value}")
+    return value
+
+
+def _portal_link(value: str) -> str:
+    """A portal link without the ticket number would send every customer to the same page."""
+    if value and "{number}" not in value:
+        raise Invalid(f"must contain {{number}}, got {show(value)}")
+    return value
+
+
+class _FromEnv:
+    """A secret to read from the environment variable that KEY_env names."""
+
+    def __init__(self, key: str, name: object) -> None:
+        self.key, self.name = key, name
+
+
+def with_env(data: Any, key: str) -> Any:
+    """Table data with KEY_env (when given) standing in for KEY, so the secret stays out of files."""
+    env_key = f"{key}_env"
+    if isinstance(data, dict) and env_key in data:
+        rest = {k: v for k, v in data.items() if k != env_key}
+        return rest | {key: _FromEnv(env_key, data[env_key])}
+    return data
+
+
+def _from_env(value: Any) -> Any:
+    """The secret itself: read from the environment when the file named a variable."""
+    if not isinstance(value, _FromEnv):
+        return value
+    if not isinstance(value.name, str) or not value.name:
+        raise Invalid(f"must be the name of an environment variable, got {show(value.name)}", value.key)
+    found = os.environ.get(value.name)
+    if found is None:
+        raise Invalid(f"names environment variable {value.name!r}, which is not set", value.key)
+    return found
+
+
+def _with_defaults(data: Any, security: str, ports: dict[str, int]) -> Any:
+    """Table data with security and the port that fits it filled in where the file left them out."""
+    if not isinstance(data, dict):
+        return data
+    data = {"security": security} | data
+    chosen = data["security"]
+    if "port" not in data:
+        data["port"] = ports.get(chosen if isinstance(chosen, str) else security, ports[security])
+    return data
+
+
+Secret = Annotated[str, BeforeValidator(_from_env)]
+Lower = Annotated[str, StringConstraints(to_lower=True)]  # addresses and domains: folded once
+Followup = Annotated[str, one_of("reopen", "new", "reject")]
+Language = Annotated[str, one_of(*LANGUAGES)]
+
+
+class Section(BaseModel):
+    """A TOML table: strict types, unknown keys rejected, immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class MailboxConfig(Section):
+    """One IMAP mailbox the service watches."""
+
+    name: str
+    host: str
+    port: PositiveInt
+    security: Annotated[str, one_of("tls", "none")]  # "tls" (implicit TLS) or "none"
+    username: str
+    password: Secret = Field(repr=False)
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    failed_folder: str | None = None
+    channel: str = "support"
+    idle: bool = True
+    poll_seconds: PositiveFloat = 60.0
+    batch_size: Annotated[PositiveInt, AfterValidator(_imap_batch)] = 100
+    timeout_seconds: PositiveFloat = 30.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_defaults(cls, data: Any) -> Any:
+        """The file may give password_env instead of password, and leave security and port out."""
+        return _with_defaults(with_env(data, "password"), "tls", {"tls": 993, "none": 143})
+
+
+class TicketsConfig(Section):
+    """How ticket numbers and subject tokens look."""
+
+    number_format: Annotated[str, one_of("date", "counter")] = "date"  # T20261123.0007 / T1234
+    prefix: Annotated[str, AfterValidator(_letters)] = "T"
+    counter_digits: PositiveInt = 4
+    timezone: Annotated[str, AfterValidator(_time_zone)] = "UTC"
+    closed_followup: Followup = "reopen"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured time zone (validated at load)."""
+        return ZoneInfo(self.timezone)
+
+
+class ChannelConfig(Section):
+    """A team queue with its own address."""
+
+    name: str
+    address: Lower
+    closed_followup: Followup | None = None
+    display_name: str = "Support"
+    language: Language | None = None  # default: [outbound] language
+
+
+class AgentConfig(Section):
+    """An agent who works tickets from a mail client."""
+
+    address: Lower
+    name: str
+    display_name: str
+    channels: tuple[str, ...] = Field(default=(), strict=False)  # empty: every channel
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_defaults(cls, data: Any) -> Any:
+        """An agent without a display name signs with their name."""
+        if isinstance(data, dict) and data.get("display_name", "") == "" and isinstance(
+                data.get("name"), str):
+            data = data | {"display_name": data["name"]}
+        return data
+
+    def works(self, channel: str) -> bool:
+        """Whether this agent hears about tickets of the channel."""
+        return not self.channels or channel in self.channels
+
+
+class LimitsConfig(Section):
+    """Guards against oversized input."""
+
+    max_message_bytes: PositiveInt = 25 * 1024 * 1024
+
+
+class SmtpConfig(Section):
+    """Where outbound mail is handed over."""
+
+    host: str
+    port: PositiveInt
+    security: Annotated[str, one_of("tls", "starttls", "none")]
+    username: str | None = None
+    password: Secret | None = Field(default=None, repr=False)
+    timeout_seconds: PositiveFloat = 30.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_defaults(cls, data: Any) -> Any:
+        """The file may give password_env instead of password, and leave security and port out."""
+        ports = {"tls": 465, "starttls": 587, "none": 25}
+        return _with_defaults(with_env(data, "password"), "starttls", ports)
+
+
+class OutboundConfig(Section):
+    """Outbound mail policy: ids, language, loop limits, retries."""
+
+    message_id_domain: str = "ticketgate.localhost"  # from a file: the first channel's domain
+    language: Language = "en"
+    portal_url: Annotated[str, AfterValidator(_portal_link)] = ""  # "https://…/tickets/{number}"
+    ack_limit_per_recipient_hour: PositiveInt = 3
+    ack_limit_per_ticket: PositiveInt = 2
+    bounce_suppress_days: PositiveInt = 7
+    retry_base_seconds: PositiveFloat = 30.0
+    retry_max_attempts: PositiveInt = 10
+    batch_size: PositiveInt = 50
+    flush_seconds: PositiveFloat = 5.0
+
+
+class Config(BaseModel):
+    """The whole service configuration, built by ``gateway.config`` from validated parts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path | None
+    database_url: str
+    mailboxes: tuple[MailboxConfig, ...]
+    tickets: TicketsConfig
+    channels: tuple[ChannelConfig, ...]
+    agents: tuple[AgentConfig, ...]
+    limits: LimitsConfig
+    own_domains: tuple[str, ...]
+    rules_folder: Path | None = None
+    templates_folder: Path | None = None
+    smtp: SmtpConfig | None = None
+    outbound: OutboundConfig = OutboundConfig()
+    secret: str = Field(default="", repr=False)
+    trusted_authservers: tuple[str, ...] = ()  # Authentication-Results ids we believe
+    html_sanitizer: str = "nh3"  # nh3 | bleach
+    parse_workers: int = 0  # processes that parse ahead of the store (0: parse in place)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The fields for repr and str, with the database password masked."""
+        for name, value in super().__repr_args__():
+            yield name, masked_url(value) if name == "database_url" else value
+
+    def channel(self, name: str) -> ChannelConfig | None:
+        """The channel called name, if configured."""
+        return next((c for c in self.channels if c.name == name), None)
+
+    def own_addresses(self) -> frozenset[str]:
+        """Addresses that belong to us (channels and mailboxes): never watchers, never replied to."""
+        found = {c.address.lower() for c in self.channels}
+        found |= {m.username.lower() for m in self.mailboxes if "@" in m.username}
+        return frozenset(found)
