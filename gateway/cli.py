@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from gateway.agents.identity import NEW_TICKET, signed_reply_address
 from gateway.config import Config, config_folder, load_config
-from gateway.errors import ConfigError, TicketgateError
+from gateway.errors import ConfigError, StoreUnavailable, TicketgateError, store_errors
 from gateway.intake.files import read_mails
-from gateway.pipeline import RawMail, StoreUnavailable, process
+from gateway.pipeline import RawMail, process
 from gateway.rules.explain import explain, render_text
 from gateway.rules.loader import RuleBook, load_rules, vocabulary
 from gateway.rules.model import Rule
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():  # one problem per line, all of them
             print(f"config error: {line}", file=sys.stderr)
         return 1
-    except (TicketgateError, StoreUnavailable) as exc:
+    except TicketgateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -188,10 +188,11 @@ def _open_store(config: Config) -> Engine:
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigError(f"{source}: database.url: is not a usable database URL: {exc}") from None
     try:
-        migrate(engine)
-    except (OperationalError, InterfaceError) as exc:
+        with store_errors():
+            migrate(engine)
+    except StoreUnavailable as exc:
         url = engine.url.render_as_string(hide_password=True)
-        raise StoreUnavailable(f"database {url} unreachable: {exc.orig}") from None
+        raise StoreUnavailable(f"database {url} unreachable: {exc}") from None
     return engine
 
 
