@@ -31,7 +31,12 @@ def test_fixture(name: str, sanitizer: str) -> None:
     if "subject" in expected:
         assert mail.subject == expected["subject"]
     if "from" in expected:
-        assert mail.from_ is not None and mail.from_.address == expected["from"]
+        if expected["from"] is None:  # no valid address: none taken, none made up
+            assert mail.from_ is None, mail.from_
+        else:
+            assert mail.from_ is not None and mail.from_.address == expected["from"]
+    if "from_raw" in expected:
+        assert mail.from_raw == expected["from_raw"]
     if "from_name" in expected:
         assert mail.from_ is not None and mail.from_.name == expected["from_name"]
     for key in ("to", "cc"):
@@ -48,6 +53,8 @@ def test_fixture(name: str, sanitizer: str) -> None:
         assert needle not in mail.text
     for needle in expected.get("html_contains", []):
         assert needle in mail.html
+    _assert_in_order(mail.text, expected.get("text_in_order", []))
+    _assert_in_order(mail.html, expected.get("html_in_order", []))
     for needle in expected.get("html_not_contains", []):
         assert needle.lower() not in mail.html.lower()
     if "has_html" in expected:
@@ -59,8 +66,23 @@ def test_fixture(name: str, sanitizer: str) -> None:
         for want, have in zip(expected["attachments"], got, strict=True):
             for key, value in want.items():
                 assert have[key] == value, (key, have)
+    if "delivery_status" in expected:
+        assert [r.as_dict() for r in mail.delivery_reports] == expected["delivery_status"]
+    for needle in expected.get("defects_contain", []):
+        assert any(needle in defect for defect in mail.defects), (needle, mail.defects)
     if "auto_submitted" in expected:
         assert verdict.automatic == expected["auto_submitted"], verdict.classes
     if "is_bounce" in expected:
         assert ("bounce" in verdict.classes) == expected["is_bounce"]
-    assert "\ufffd" not in mail.text, "replacement characters: charset repair failed"
+    for where in (mail.text, mail.subject, mail.from_raw, *(a.filename for a in mail.attachments)):
+        assert "\ufffd" not in where, f"replacement characters in {where!r}: charset repair failed"
+        assert "\x1b" not in where, f"raw escape sequences in {where!r}: ISO-2022 not decoded"
+
+
+def _assert_in_order(haystack: str, needles: list[str]) -> None:
+    """Each needle appears in haystack, after the one before it."""
+    position = 0
+    for needle in needles:
+        found = haystack.find(needle, position)
+        assert found >= 0, f"{needle!r} missing (in this order) from {haystack[:500]!r}"
+        position = found + len(needle)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import binascii
+import contextlib
 import mimetypes
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
 
-from gateway.intake.charsets import decode_header_text
+from gateway.intake.charsets import decode_bytes, decode_header_text
 
 MAX_NAME_BYTES = 200
+_CONTROL_RUN = re.compile(r"[ \x00]*\x00[ \x00]*")  # after marking controls as NUL
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,15 @@ def safe_filename(name: str, content_type: str, index: int) -> str:
     'report 2026.txt'
     >>> safe_filename("", "application/pdf", 3)
     'attachment-3.pdf'
+    >>> safe_filename("Report  final.pdf", "application/pdf", 1)
+    'Report  final.pdf'
     """
     name = unicodedata.normalize("NFC", name)
     name = re.split(r"[/\\]", name)[-1]
-    name = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in name)
-    name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
+    # A run of control characters (a folded line end, a tab) is one space; spaces the
+    # sender typed stay as they are ("Report  final.pdf" keeps both).
+    name = "".join("\x00" if unicodedata.category(ch)[0] == "C" else ch for ch in name)
+    name = _CONTROL_RUN.sub(" ", name).strip().lstrip(".").strip()
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         stem, dot, ext = name.rpartition(".")
         if not dot or len(ext) >= 12 or not stem:
@@ -56,13 +63,11 @@ def safe_filename(name: str, content_type: str, index: int) -> str:
     return name
 
 
-def attachment_from_part(part: Message, index: int, defects: list[str]) -> ParsedAttachment:
+def attachment_from_part(part: Message, index: int, defects: list[str],
+                         hints: Sequence[str] = ()) -> ParsedAttachment:
     """An attachment from a non-body MIME part (a nested mail is kept whole)."""
     ctype = part.get_content_type()
-    raw_name = part.get_filename()
-    if raw_name is None:
-        raw_name = part.get_param("name", header="content-type")  # type: ignore[assignment]
-    name = decode_header_text(raw_name) if isinstance(raw_name, str) else ""
+    name = part_filename(part, hints)
     if ctype == "message/rfc822":
         inner = part.get_payload()
         nested = inner[0] if isinstance(inner, list) and inner else None
@@ -84,6 +89,45 @@ def attachment_from_part(part: Message, index: int, defects: list[str]) -> Parse
         data=data,
         content_id=str(cid).strip().strip("<>") if cid else None,
     )
+
+
+def part_filename(part: Message, hints: Sequence[str] = ()) -> str:
+    """The decoded file name of a part: RFC 2231 (with its charset), encoded words, raw 8-bit.
+
+    RFC 2231 values are decoded by us, not the stdlib: it replaces what Python's codec of
+    the named charset cannot read (ISO-2022-JP with NEC characters), we repair it.
+    """
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        value = _raw_param(part, param, header)
+        if isinstance(value, tuple):  # RFC 2231: (charset, language, text of the raw bytes)
+            charset, _language, text = value
+            data = str(text).encode("latin-1", "replace")
+            return decode_bytes(data, charset or None, hints)[0]
+        if isinstance(value, str) and value:
+            # Raw bytes back into the parser's surrogate form, for charset repair (a part
+            # re-read from a string holds text already).
+            with contextlib.suppress(UnicodeEncodeError):
+                value = value.encode("latin-1").decode("ascii", "surrogateescape")
+            return decode_header_text(value, hints)
+    return ""
+
+
+def _raw_param(part: Message, param: str, header: str) -> object:
+    """A header parameter with raw 8-bit bytes intact (as Latin-1 characters).
+
+    The stdlib hands back U+FFFD for raw bytes in a parameter under the compat32 policy;
+    reading the header's raw value (bytes kept as surrogates) through a probe avoids that.
+    """
+    raw = next((str(v) for k, v in part.raw_items() if k.lower() == header), None)
+    if raw is None:
+        return None
+    try:
+        latin = raw.encode("ascii", "surrogateescape").decode("latin-1")
+    except UnicodeEncodeError:  # already text (a part re-read from a string)
+        return part.get_param(param, header=header)
+    probe = Message()
+    probe[header] = latin
+    return probe.get_param(param, header=header)
 
 
 def _message_bytes(msg: Message) -> bytes:

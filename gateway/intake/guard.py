@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gateway.intake.addresses import SYSTEM_SENDERS
 from gateway.intake.parse import ParsedMail
 
 _NO_REPLY = re.compile(
     r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
-    r"notifications?|auto[-_.]?reply)(\+[^@]*)?@",
+    r"notifications?|auto[-_.]?reply)(\+[^@]*)?(@|$)",  # "MAILER-DAEMON" may come without a domain
     re.IGNORECASE,
 )
 
@@ -60,10 +61,11 @@ def inspect(mail: ParsedMail, own_addresses: frozenset[str]) -> Verdict:
 def is_bounce(mail: ParsedMail) -> bool:
     """A delivery status notification (RFC 3464) or a classic MAILER-DAEMON bounce."""
     ctype = mail.header("content-type").lower()
-    if "multipart/report" in ctype and "delivery-status" in ctype:
+    if ("multipart/report" in ctype and "delivery-status" in ctype) or mail.delivery_reports:
         return True
     sender = mail.sender
-    return sender.startswith(("mailer-daemon@", "postmaster@")) and bool(
+    system = sender.partition("@")[0] in SYSTEM_SENDERS
+    return system and bool(
         re.search(r"(?i)undeliver|returned mail|delivery (status|fail)|failure notice",
                   mail.subject)
     )
