@@ -19,6 +19,7 @@ katakana; a Latin misread of Cyrillic or CJK shows as words of accented capitals
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from collections.abc import Iterable
 
@@ -43,7 +44,9 @@ _DECLARED_BONUS = 0.5
 _RELATIVE_BONUS = 0.3
 _SAMPLE = 600  # characters scored: plenty for a verdict, bounded for long bodies
 _TYPOGRAPHY = frozenset("€„“”‚‘’–—…«»°§©®™×÷±µ·¡¿ªº•")
-_RARE_LETTERS = frozenset("ƒˆ˜")  # letters by category, but in text they are misreads
+# Letters by category, but in text they are misreads: ƒ ˆ ˜ (cp1252), the spacing
+# diacritics of ISO-8859-2 (ˇ ˘ ˛ ˝ ˙).
+_RARE_LETTERS = frozenset("ƒˆ˜ˇ˘˛˝˙")
 _FULLWIDTH_PUNCT = (0x3000, 0x303F, 0xFF01, 0xFF5E)
 # Hangul jamo (indexes of initial, medial, final) that ordinary Korean rarely writes.
 _RARE_INITIALS = frozenset({8, 13})  # ㅃ ㅉ
@@ -136,8 +139,8 @@ def _char_score(ch: str, prev: str, nxt: str, kin: str) -> float:
             return -1.0  # Greek, Cyrillic, Latin out of a CJK table
         if prev.isalpha() and prev.islower() and ch.isupper():
             return -1.0  # "ÃŸ", "пРИВЕТ": case flipping inside a word
-        if prev.isascii() and prev.isalpha() and _script(ch) != "LATIN":
-            return -1.0
+        if _script(ch) != "LATIN" and _ascii_letter(prev + nxt):
+            return -1.0  # Cyrillic or Greek glued to Latin letters: "йF"
         return 1.0
     return 0.0 if ch in _TYPOGRAPHY else -0.7
 
@@ -184,6 +187,10 @@ def _hangul(ch: str) -> float:
     return 1.2
 
 
+def _ascii_letter(chars: str) -> bool:
+    return any(ch.isascii() and ch.isalpha() for ch in chars)
+
+
 def _halfwidth(ch: str) -> bool:
     return bool(ch) and 0xFF61 <= ord(ch) <= 0xFF9F
 
@@ -193,13 +200,18 @@ def _script(ch: str) -> str:
 
 
 def _word_penalty(text: str) -> float:
-    """Single-byte readings: words of accented capitals only ("ÔÅÓÔ" is KOI8-R "тест").
+    """Single-byte readings: words of accented capitals only ("ÔÅÓÔ" is KOI8-R "тест"),
+    capitals inside words.
 
     All-caps Cyrillic words weigh a little too: lower-case KOI8-R read as windows-1251
     comes out in capitals, and the other way round.
     """
     penalty = 0.0
-    for word in "".join(ch if ch.isalpha() else " " for ch in text).split():
+    letters = "".join(ch if ch.isalpha() and ch not in _RARE_LETTERS else " " for ch in text)
+    for word in letters.split():
+        # "ÖěéFťů": an ASCII capital right after a lower-case letter inside a word
+        penalty += sum(1.0 for a, b in itertools.pairwise(word)
+                       if a.islower() and b.isupper() and b.isascii())
         if len(word) < 3 or not word.isupper() or any(ch.isascii() for ch in word):
             continue
         penalty += (1.5 if _script(word[0]) == "LATIN" else 0.3) * len(word)
