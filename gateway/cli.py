@@ -256,7 +256,11 @@ def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
           f"{detail['priority']}, channel {detail['channel']}, customer {detail['customer']}\n"
           f"watchers: {', '.join(detail['watchers']) or '-'}")
     for message in detail["messages"]:
-        print(f"\n--- {message['kind']} from {message['from']} <{message['message_id']}>")
+        sender = message["from"] or f"(no valid address: {message['from_raw'] or 'no From'})"
+        print(f"\n--- {message['kind']} from {sender} <{message['message_id']}>")
+        for report in message["delivery_status"]:
+            print(f"[delivery] {report['recipient']}: {report['action'] or '-'} "
+                  f"{report['status'] or '-'} {report['diagnostic_code']}".rstrip())
         print(message["text"].strip()[:2000])
         for item in message["attachments"]:
             print(f"[attachment] {item['filename']} ({item['content_type']}, {item['size']} B)")

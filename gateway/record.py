@@ -39,11 +39,13 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
         message_id=mail.message_id, message_key=key, content_hash=fingerprint,
         in_reply_to=" ".join(mail.in_reply_to) or None,
         references=" ".join(mail.references) or None,
-        from_address=mail.sender, from_name=body.from_name,
+        from_address=mail.sender, from_name=body.from_name, from_raw=mail.from_raw[:2000],
         to=json.dumps([a.address for a in mail.to]),
         cc=json.dumps([a.address for a in mail.cc]),
         subject=mail.subject, text=body.text, html=body.html,
         classification=classification, defects="\n".join(mail.defects)[:10000],
+        delivery_status=json.dumps([r.as_dict() for r in mail.delivery_reports[:100]],
+                                   ensure_ascii=False),
         mailbox=raw.mailbox, created_at=now,
     )
     session.add(message)

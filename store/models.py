@@ -81,6 +81,8 @@ class Message(SQLModel, table=True):
     references: str | None = Field(default=None, sa_column=Column(Text))
     from_address: str = Field(default="", max_length=320, index=True)
     from_name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # The From header as written: the only trace of a sender whose address was not valid.
+    from_raw: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     to: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     cc: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -88,6 +90,10 @@ class Message(SQLModel, table=True):
     html: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     classification: str = Field(default="", max_length=100)  # auto-replied, bulk, list, bounce
     defects: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # A delivery report's recipients: JSON list of {recipient, action, status,
+    # diagnostic_code, remote_mta}; "[]" for every other mail.
+    delivery_status: str = Field(default="[]", sa_column=Column(Text, nullable=False,
+                                                                default="[]"))
     mailbox: str | None = Field(default=None, max_length=200)
     created_at: datetime = _stamp()
 

@@ -14,6 +14,7 @@ from gateway.agents.commands import Command
 from gateway.agents.identity import signed_reply_address
 from gateway.agents.mail import AgentResult
 from gateway.config import AgentConfig, Config
+from gateway.intake.addresses import valid_address
 from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
 from gateway.outbound.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
@@ -87,6 +88,12 @@ class Planner:
                 self.notes.append(f"{template} not sent: ticket has no customer")
                 return
             recipients = [Recipient(self.customer.address, self.customer.name)]
+        undeliverable = [r.address for r in recipients if valid_address(r.address) is None]
+        if undeliverable:  # never mail an address that is not one (or one we would have to fix)
+            self.notes.append(f"{template} not sent to {', '.join(undeliverable)}: not a valid address")
+            recipients = [r for r in recipients if r.address not in undeliverable]
+            if not recipients:
+                return
         if self.ticket.source == "portal" and template in ("customer/status_changed", "customer/closed"):
             template = "portal/ticket_update"
         language = language_for(self.config, self.ticket, self.customer)
@@ -129,9 +136,13 @@ class Planner:
             self.notes.append(f"no {template}: the mail is automatic ({verdict.label})")
             return
         address = inbound.from_address
+        if not address:
+            raw = inbound.from_raw or "no From header"
+            self.notes.append(f"no {template}: the sender wrote no valid address ({raw})")
+            return
         own = self.config.own_addresses()
-        if not address or address in own or address.rpartition("@")[2] in self.config.own_domains:
-            self.notes.append(f"no {template}: sender {address or '(none)'} is one of ours")
+        if address in own or address.rpartition("@")[2] in self.config.own_domains:
+            self.notes.append(f"no {template}: sender {address} is one of ours")
             return
         held = ack_allowed(self.session, self.config, address, self.ticket.id, self.now)
         if held is not None:
