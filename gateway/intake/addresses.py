@@ -80,7 +80,8 @@ def mailboxes(value: str, decode: Callable[[str], str]) -> tuple[list[Address], 
     """
     found: list[Address] = []
     problems: list[str] = []
-    written = decode(value).lower()
+    text = decode(value)
+    written = text.lower()
     try:
         pairs = email.utils.getaddresses([value])
     except (TypeError, ValueError, IndexError):
@@ -91,17 +92,17 @@ def mailboxes(value: str, decode: Callable[[str], str]) -> tuple[list[Address], 
             continue
         lowered = address.lower()
         if lowered not in written:  # the parser changed it ("jane@exa mple.com")
-            problems.append(f"{decode(value).strip()!r} holds no valid address")
+            problems.append(f"{text.strip()!r} holds no valid address")
         elif is_addr_spec(address) or lowered in SYSTEM_SENDERS:
             found.append(Address(lowered, decode(display)))
         else:
             problems.append(f"{address!r} is not a valid address")
     if not found and "<" not in value:
-        bare = _unbracketed(decode(value))
+        bare = _unbracketed(text)
         if bare is not None:
-            return [bare], [f"address taken from unbracketed {decode(value).strip()!r}"]
+            return [bare], [f"address taken from unbracketed {text.strip()!r}"]
     if not found and not problems and value.strip() and not _EMPTY_GROUP.match(value):
-        problems.append(f"{decode(value).strip()!r} holds no address")
+        problems.append(f"{text.strip()!r} holds no address")
     return found, problems
 
 

@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from email.header import decode_header
 from email.message import Message
+from functools import cached_property
+from typing import overload
 
 from charset_normalizer import from_bytes
 
@@ -157,6 +159,28 @@ def _scored(data: bytes, codec: str, hints: Sequence[str]) -> float:
     return plausibility(data.decode(codec), codec) + bonus
 
 
+class DeclaredCharsets(Sequence[str]):
+    """The codecs a mail declares, looked up only when a guess needs them (most mails never)."""
+
+    def __init__(self, msg: Message) -> None:
+        self._msg = msg
+
+    @cached_property
+    def _codecs(self) -> list[str]:
+        return declared_charsets(self._msg)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._codecs[index]
+
+    def __len__(self) -> int:
+        return len(self._codecs)
+
+
 def declared_charsets(msg: Message) -> list[str]:
     """Codecs a mail declares anywhere: its parts, multipart parameters, encoded words."""
     found: dict[str, None] = {}
@@ -189,6 +213,7 @@ def _is_utf8(data: bytes) -> bool:
 
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
@@ -200,7 +225,7 @@ def decode_header_text(value: object, hints: Sequence[str] = ()) -> str:
     if value is None:
         return ""
     text = _FOLD.sub("", str(value))
-    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes kept by the parser
+    if _SURROGATE.search(text):  # raw 8-bit bytes kept by the parser
         text = decode_bytes(text.encode("ascii", "surrogateescape"), None, hints)[0]
     elif "\x1b" in text:  # raw ISO-2022-JP: 7-bit, but not ASCII text
         text = decode_bytes(text.encode("ascii", "replace"), None, hints)[0]

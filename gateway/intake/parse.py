@@ -6,7 +6,7 @@ import email.utils
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
@@ -16,7 +16,7 @@ import mailparser
 from gateway.intake.addresses import Address, mailboxes
 from gateway.intake.attachments import ParsedAttachment, extract_uuencoded
 from gateway.intake.body import Walk, render
-from gateway.intake.charsets import declared_charsets, decode_header_text
+from gateway.intake.charsets import DeclaredCharsets, decode_header_text
 from gateway.intake.dsn import DeliveryReport
 from gateway.intake.headerblock import repair_header_block
 from gateway.intake.htmltext import html_to_text, sanitize_html
@@ -113,7 +113,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
     raw_headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():  # raw strings: 8-bit bytes survive as surrogates
         raw_headers.setdefault(name.lower(), []).append(str(value))
-    hints = declared_charsets(msg)
+    hints = DeclaredCharsets(msg)
     headers = {name: [decode_header_text(v, hints).replace("\x00", "") for v in values]
                for name, values in raw_headers.items()}
     message_id, synthetic = _message_id(raw_headers, raw)
@@ -153,7 +153,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
     )
 
 
-def _addresses(raw_headers: dict[str, list[str]], name: str, hints: list[str],
+def _addresses(raw_headers: dict[str, list[str]], name: str, hints: Sequence[str],
                defects: list[str]) -> list[Address]:
     """The addresses of a header as written; what is not an address becomes a defect."""
     found: list[Address] = []
