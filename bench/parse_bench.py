@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def time_tree(mails_file: Path) -> dict[str, float]:
-    """In a worker process: seconds to parse every mail once (after one warm-up pass)."""
+    """In a worker process: CPU seconds to parse every mail once (after one warm-up pass)."""
     from gateway.intake.parse import parse_mail
 
     groups: dict[str, list[bytes]] = pickle.loads(mails_file.read_bytes())
@@ -31,10 +31,10 @@ def time_tree(mails_file: Path) -> dict[str, float]:
         parse_mail(raw)
     result = {}
     for name, mails in groups.items():
-        started = time.perf_counter()
+        started = time.process_time()
         for raw in mails:
             parse_mail(raw)
-        result[name] = time.perf_counter() - started
+        result[name] = time.process_time() - started
     return result
 
 
@@ -87,7 +87,7 @@ def main() -> None:
         this_s = statistics.median(s[name] for s in samples["this"])
         rows.append(f"| {name} ({len(mails)} mails) | {1000 * base_s / len(mails):.2f} ms "
                     f"| {1000 * this_s / len(mails):.2f} ms | {this_s / base_s:.2f}× |")
-    body = (f"`parse_mail` per mail, median of {args.rounds} rounds, each tree in its own "
+    body = (f"`parse_mail` CPU time per mail, median of {args.rounds} rounds, each tree in its own "
             f"process (base `{args.base}` = {base_rev}, this tree = {head_rev} plus any "
             f"uncommitted changes). Generated: `bench/corpus.py` mailbox (seed 20261123); "
             f"fixtures: every `tests/fixtures/*.eml`, 20 times.\n\n"

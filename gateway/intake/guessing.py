@@ -42,6 +42,7 @@ GENERIC = ("cp1252", "gb18030", "cp932", "euc_jp", "big5", "cp949", "cp1251", "k
 _CJK = {"zh-hans", "zh-hant", "ja", "ko"}
 _DECLARED_BONUS = 0.5
 _RELATIVE_BONUS = 0.3
+_BEST_POSSIBLE = 1.2  # the highest plausibility a text can have (see _hangul)
 _SAMPLE = 600  # characters scored: plenty for a verdict, bounded for long bodies
 _TYPOGRAPHY = frozenset("€„“”‚‘’–—…«»°§©®™×÷±µ·¡¿ªº•")
 # Letters by category, but in text they are misreads: ƒ ˆ ˜ (cp1252), the spacing
@@ -87,6 +88,8 @@ def best_charset(data: bytes, hints: Iterable[str] = ()) -> str | None:
     """
     best: tuple[float, int, str] | None = None
     for rank, (codec, bonus) in enumerate(candidates(hints)):
+        if best is not None and best[0] >= _BEST_POSSIBLE + bonus:
+            break  # candidates come in falling head start: none after this can win
         try:
             text = data.decode(codec)
         except (UnicodeDecodeError, LookupError):
