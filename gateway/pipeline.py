@@ -21,10 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from gateway.agents.commands import Command, plan_commands, split_commands
+from gateway.agents.commands import Command, find_commands, plan_commands
 from gateway.agents.identity import NEW_TICKET, Author, identify_author
 from gateway.agents.mail import AgentResult, agent_mail, customer_close
-from gateway.agents.quoting import trim_reply
 from gateway.config import AgentConfig, Config
 from gateway.errors import StoreUnavailable, store_errors
 from gateway.intake.guard import Verdict, inspect
@@ -215,8 +214,8 @@ def identify(m: Inbound) -> Disposition | None:
 
 
 def read_commands(m: Inbound) -> Disposition | None:
-    """Commands on the first lines of the body, and the text below them."""
-    m.commands, m.rest = split_commands(m.mail.text)
+    """Commands on the first lines of the body (a bottom poster's: below the quote), the rest."""
+    m.commands, m.rest = find_commands(m.mail.text)
     return None
 
 
@@ -243,12 +242,14 @@ def land_on_ticket(m: Inbound) -> Disposition | None:
     mail = m.mail
     if m.agent is not None:
         plan = plan_commands(m.config, m.commands, by_agent=True)
-        m.handled = agent_mail(m.session, m.config, m.raw, mail, m.joined, m.agent, plan, now=m.now)
+        m.handled = agent_mail(m.session, m.config, m.raw, mail, m.joined, m.agent, plan, m.rest,
+                               now=m.now)
     if m.handled is not None and m.agent is not None:
         detail = f"agent {m.agent.name} ({m.author.proof})"
+        if m.handled.not_relayed:
+            detail += "; not relayed: no text of the agent's own, kept whole as an internal note"
         m.landing = Landing(m.handled.ticket, m.handled.outcome, detail)
-        m.body = Body(m.handled.kind, m.handled.public, m.agent.display_name,
-                      trim_reply(m.rest), "")
+        m.body = Body(m.handled.kind, m.handled.public, m.agent.display_name, m.handled.text, "")
         return None
     m.landing = land(m.session, m.config, m.raw, mail, m.verdict.label, m.match, m.now)
     kind = "bounce" if "bounce" in m.verdict.classes else (

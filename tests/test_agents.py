@@ -277,3 +277,85 @@ async def test_unproven_agent_mail_stays_internal(engine: Engine, smtp: SmtpServ
     with transaction(engine) as session:
         stored = session.exec(select(Message).where(Message.message_id == "a-np@laptop.example.com")).one()
     assert (stored.kind, stored.public) == ("unverified", False)
+
+
+def quoted(text: str) -> str:
+    """Text quoted the way mail clients do it: '> ' before each line."""
+    return "".join(f"> {line}".rstrip() + "\n" for line in text.strip().splitlines())
+
+
+def relayed_text(smtp: SmtpServer, address: str) -> list[str]:
+    """The agent's text in each reply relayed to address (the template's footer cut off)."""
+    mails = [d for d in smtp.handler.to(address) if d.message["Auto-Submitted"] == "no"]
+    texts = [d.message.get_body(("plain",)).get_content().replace("\r\n", "\n") for d in mails]
+    return [text.split("\n\n--\n")[0] for text in texts]
+
+
+async def test_bottom_posted_reply_round_trip_over_imap_and_smtp(engine: Engine, smtp: SmtpServer,
+                                                                 dovecot: Dovecot, folder: str) -> None:
+    config = agent_config(engine, smtp, mailbox=[mailbox_table(dovecot, folder)])
+    dovecot.append(mail(f"{folder}-c", "Drucker kaputt", "anna@acme.example"), folder=folder)
+    await run_service(engine, config, once=True)
+    (note,) = smtp.handler.to("alice@example.com")
+    notification = note.message.get_body(("plain",)).get_content()
+    body = (f"On 23.11.26 10:00, ACME Support wrote:\n{quoted(notification)}\n"
+            "Hallo Anna,\n\nbitte installieren Sie Treiber 4.2.\n\nViele Grüße\nAlice\n\n"
+            "-- \nAlice Agent · Phone +49 30 1234567\n")
+    dovecot.append(agent_mail(folder, note.message["Reply-To"], body,
+                              subject=f"Re: {note.message['Subject']}",
+                              headers=f"In-Reply-To: {note.message['Message-ID']}\r\n"), folder=folder)
+    await run_service(engine, config, once=True)
+    assert relayed_text(smtp, "anna@acme.example") == [
+        "Hallo Anna,\n\nbitte installieren Sie Treiber 4.2.\n\nViele Grüße\nAlice"]
+    number = note.message["Subject"].split("]")[0].lstrip("[#")
+    assert ticket(engine, number).status == "waiting_external"
+
+
+async def test_inline_answers_reach_the_customer_with_the_questions_they_answer(
+    engine: Engine, smtp: SmtpServer
+) -> None:
+    config = agent_config(engine, smtp)
+    _created, reply_to = await open_ticket(engine, config, smtp)
+    body = ("On Mon, Nov 23, 2026 at 10:00 AM ACME Support <support@example.com> wrote:\n\n"
+            "> Anna Kunde wrote on ticket T20261123.0001:\n>\n> Does the printer need a new driver?\n\n"
+            "Yes, version 4.2.\n\n> And the scanner?\n\nIt needs one too.\n\n"
+            "> --\n> Ticket T20261123.0001 · new · priority 5 · channel support\n")
+    process(engine, config, RawMail(agent_mail("inl", reply_to, body), "in"), now=T0)
+    await flush(engine, config)
+    assert relayed_text(smtp, "anna@acme.example") == [
+        "> Does the printer need a new driver?\n\nYes, version 4.2.\n\n> And the scanner?\n\nIt needs one too."]
+
+
+async def test_a_reply_with_nothing_of_the_agents_own_is_kept_as_a_note_and_never_sent_empty(
+    engine: Engine, smtp: SmtpServer
+) -> None:
+    config = agent_config(engine, smtp)
+    created, reply_to = await open_ticket(engine, config, smtp)
+    body = ("\n-- \nAlice Agent\n\nOn Mon, Nov 23, 2026 at 10:00 AM ACME Support <support@example.com> "
+            "wrote:\n> Drucker kaputt\n")
+    result = process(engine, config, RawMail(agent_mail("empty", reply_to, body), "in"), now=T0)
+    assert "not relayed" in result.detail
+    await flush(engine, config)
+    assert relayed_text(smtp, "anna@acme.example") == [] and smtp.handler.to("bert@acme.example") == []
+    with transaction(engine) as session:
+        stored = session.exec(select(Message).where(Message.message_id == "a-empty@laptop.example.com")).one()
+    assert (stored.kind, stored.public, stored.text) == ("note", False, body.strip())
+    after = ticket(engine, created.ticket_number)
+    assert (after.status, after.owner) == ("new", "alice")  # not waiting for a reply never sent
+    report = smtp.handler.to("alice@example.com")[-1].message
+    assert report["Subject"].startswith(f"[#{created.ticket_number}] Not sent")
+    assert "Nothing was sent to the customer" in report.get_body(("plain",)).get_content()
+
+
+async def test_a_bottom_posted_internal_note_never_reaches_the_customer(engine: Engine, smtp: SmtpServer) -> None:
+    config = agent_config(engine, smtp)
+    created, reply_to = await open_ticket(engine, config, smtp)
+    body = ("On Mon, Nov 23, 2026 at 10:00 AM ACME Support <support@example.com> wrote:\n"
+            "> Drucker kaputt\n\n#internal\n#priority 8\nCustomer is grumpy, max 10% discount.\n")
+    process(engine, config, RawMail(agent_mail("bpi", reply_to, body), "in"), now=T0)
+    await flush(engine, config)
+    assert relayed_text(smtp, "anna@acme.example") == []
+    with transaction(engine) as session:
+        stored = session.exec(select(Message).where(Message.message_id == "a-bpi@laptop.example.com")).one()
+    assert (stored.kind, stored.public, stored.text) == ("note", False, "Customer is grumpy, max 10% discount.")
+    assert ticket(engine, created.ticket_number).priority == 8

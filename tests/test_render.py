@@ -21,6 +21,7 @@ CONTEXT = {
     "agent": {"display_name": "Alice"},
     "results": ["#priority 7: done"],
     "reason": "",
+    "not_relayed": False,
 }
 
 

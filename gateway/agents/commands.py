@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gateway.agents.quoting import split_leading_quote
 from gateway.config import Config
 from gateway.intake.addresses import valid_address
 from gateway.statuses import STATUSES, Status, parse_status
@@ -48,6 +49,25 @@ def split_commands(text: str) -> tuple[list[Command], str]:
     if not commands:
         return [], text
     return commands, "\n".join(lines[index:]).strip()
+
+
+def find_commands(text: str) -> tuple[list[Command], str]:
+    """Commands at the top of a mail, or at the top of a bottom poster's text below the quote.
+
+    The rest keeps the quote (without the command lines), so trimming still sees the reply.
+
+    >>> cmds, rest = find_commands("On Mon, 23 Nov 2026 Bob wrote:\\n> Hi\\n\\n#internal\\nNote.")
+    >>> [c.name for c in cmds], rest
+    (['internal'], 'On Mon, 23 Nov 2026 Bob wrote:\\n> Hi\\n\\nNote.')
+    """
+    commands, rest = split_commands(text)
+    if commands:
+        return commands, rest
+    quote, below = split_leading_quote(text)
+    commands, rest = split_commands(below) if quote else ([], text)
+    if not commands:
+        return [], text
+    return commands, f"{quote.rstrip()}\n\n{rest}"
 
 
 @dataclass

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from gateway.agents.commands import Command, Plan
+from gateway.agents.quoting import trim_reply
 from gateway.config import AgentConfig, Config
 from gateway.intake.parse import ParsedMail
 from gateway.intake.raw import RawMail
@@ -29,6 +30,25 @@ class AgentResult:
     public: bool
     status_changed: bool
     results: list[str]
+    text: str = ""  # what is stored (and relayed when public)
+    not_relayed: bool = False  # a reply with nothing of the agent's own: kept whole as a note
+
+
+def stored_text(rest: str, outcome: str) -> tuple[str, bool]:
+    """The text to keep of an agent's mail, and whether it was kept whole for lack of own words.
+
+    A new ticket keeps everything (a forwarded request is its content); a reply loses its
+    quoted history and signature, unless nothing would be left: then it is kept whole.
+
+    >>> stored_text("Done.\\n\\n> old", "followup"), stored_text("> old", "followup")
+    (('Done.', False), ('> old', True))
+    """
+    if outcome == "created":
+        return rest, False
+    trimmed = trim_reply(rest)
+    if trimmed or not rest.strip():
+        return trimmed, False
+    return rest.strip(), True
 
 
 def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now: datetime) -> bool:
@@ -58,9 +78,14 @@ def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now
 
 
 def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
-               joined: Ticket | None, agent: AgentConfig, plan: Plan, *,
+               joined: Ticket | None, agent: AgentConfig, plan: Plan, rest: str, *,
                now: datetime) -> AgentResult | None:
-    """A proven agent's mail; None when it is simply a new request (handled like a customer's)."""
+    """A proven agent's mail (rest: its text below the commands); None for a plain new request.
+
+    A reply with no text of the agent's own is never relayed (nor sent empty): it is kept
+    whole as an internal note, does not make the ticket wait for the customer, and the agent
+    hears why.
+    """
     results = list(plan.results)
     if joined is None:
         if plan.customer is not None:
@@ -84,7 +109,11 @@ def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
         if plan.customer is not None:
             results.append("#customer ignored: it only opens a new ticket, write a new mail")
         outcome = "followup"
+    text, kept_whole = stored_text(rest, outcome)
     internal = plan.internal or ticket.type == "internal"
+    not_relayed = kept_whole and not internal
+    if outcome == "followup" and (kept_whole or not text):
+        internal = True  # nothing of the agent's own to relay (or only commands): a note
     if outcome == "followup" and not internal and plan.status is None:
         plan.status = Status.WAITING_EXTERNAL  # an agent's public reply waits for the customer
     changed = apply_plan(session, config, ticket, plan, now)
@@ -92,7 +121,8 @@ def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
         ticket.owner = agent.name  # the first agent to answer takes the ticket
     assert ticket.id is not None
     add_watcher(session, ticket.id, agent.address, "agent")
-    return AgentResult(ticket, outcome, "note" if internal else "agent", not internal, changed, results)
+    return AgentResult(ticket, outcome, "note" if internal else "agent", not internal, changed, results,
+                       text, not_relayed)
 
 
 def customer_close(session: Session, ticket: Ticket, sender: str, commands: list[Command],

@@ -49,7 +49,7 @@ def ticket_context(config: Config, ticket: Ticket, language: str) -> dict[str, A
         "channel": {"name": channel.name, "display_name": channel.display_name,
                     "address": channel.address},
         "language": language,
-        "message": None, "agent": None, "results": [], "reason": "",
+        "message": None, "agent": None, "results": [], "reason": "", "not_relayed": False,
     }
 
 
@@ -255,7 +255,11 @@ def record_bounce(session: Session, config: Config, ticket: Ticket, mail: Parsed
 
 def after_agent(session: Session, config: Config, ticket: Ticket, message: Message,
                 agent: AgentConfig, handled: AgentResult, now: datetime) -> list[str]:
-    """A proven agent's mail: relay a public reply to the customer, report the commands."""
+    """A proven agent's mail: relay a public reply to the customer, report the commands.
+
+    Only a public reply with text is relayed; a reply that had nothing of the agent's own was
+    stored as a note (``handled.not_relayed``) and the agent is told so, never sent empty.
+    """
     plan = Planner(session, config, ticket, now)
     if handled.outcome == "created" and ticket.type == "request":
         plan.to_customer("customer/acknowledgement", None, auto="auto-replied")
@@ -275,9 +279,10 @@ def after_agent(session: Session, config: Config, ticket: Ticket, message: Messa
                              from_name=agent.display_name, thread=last)
     elif handled.status_changed:
         plan.status_changed(None)
-    if handled.results:
+    if handled.results or handled.not_relayed:
         plan.to_agent("agent/command_result", agent, message,
-                      extra={"results": handled.results, "reason": ""})
+                      extra={"results": handled.results, "reason": "",
+                             "not_relayed": handled.not_relayed})
     return plan.notes
 
 
