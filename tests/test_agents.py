@@ -322,8 +322,9 @@ async def test_inline_answers_reach_the_customer_with_the_questions_they_answer(
             "> --\n> Ticket T20261123.0001 · new · priority 5 · channel support\n")
     process(engine, config, RawMail(agent_mail("inl", reply_to, body), "in"), now=T0)
     await flush(engine, config)
-    assert relayed_text(smtp, "anna@acme.example") == [
-        "> Does the printer need a new driver?\n\nYes, version 4.2.\n\n> And the scanner?\n\nIt needs one too."]
+    assert relayed_text(smtp, "anna@acme.example") == ["> Does the printer need a new driver?\n\n"
+                                                       "Yes, version 4.2.\n\n> And the scanner?\n\n"
+                                                       "It needs one too."]
 
 
 async def test_a_reply_with_nothing_of_the_agents_own_is_kept_as_a_note_and_never_sent_empty(
@@ -347,7 +348,8 @@ async def test_a_reply_with_nothing_of_the_agents_own_is_kept_as_a_note_and_neve
     assert "Nothing was sent to the customer" in report.get_body(("plain",)).get_content()
 
 
-async def test_a_bottom_posted_internal_note_never_reaches_the_customer(engine: Engine, smtp: SmtpServer) -> None:
+async def test_a_bottom_posted_internal_note_never_reaches_the_customer(engine: Engine,
+                                                                        smtp: SmtpServer) -> None:
     config = agent_config(engine, smtp)
     created, reply_to = await open_ticket(engine, config, smtp)
     body = ("On Mon, Nov 23, 2026 at 10:00 AM ACME Support <support@example.com> wrote:\n"
@@ -357,5 +359,6 @@ async def test_a_bottom_posted_internal_note_never_reaches_the_customer(engine: 
     assert relayed_text(smtp, "anna@acme.example") == []
     with transaction(engine) as session:
         stored = session.exec(select(Message).where(Message.message_id == "a-bpi@laptop.example.com")).one()
-    assert (stored.kind, stored.public, stored.text) == ("note", False, "Customer is grumpy, max 10% discount.")
+    assert (stored.kind, stored.public) == ("note", False)
+    assert stored.text == "Customer is grumpy, max 10% discount."
     assert ticket(engine, created.ticket_number).priority == 8

@@ -146,3 +146,12 @@ LANGUAGES: list[Sample] = [
              f"보낸 사람: {A}\n보낸 날짜: 2026년 11월 23일 월요일 오전 10:00\n받는 사람: ACME Support\n"
              "제목: 청구서"),
 ]
+
+
+def _unmarked(top: Sample) -> Sample:
+    """The same top-posted reply with the quote not marked by '>' (HTML turned into text)."""
+    text = top.text.replace("\n> ", "\n")
+    return Sample(f"{top.name}-unmarked", top.client, top.language, "top", text, top.expected)
+
+
+LANGUAGES += [_unmarked(s) for s in list(LANGUAGES) if s.style == "top" and s.client != "Outlook"]
