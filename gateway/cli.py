@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from gateway.agents.identity import NEW_TICKET, signed_reply_address
 from gateway.config import Config, config_folder, load_config
+from gateway.configmodels import SOURCES
 from gateway.errors import ConfigError, StoreUnavailable, TicketgateError, store_errors
 from gateway.intake.files import read_mails
 from gateway.pipeline import RawMail, process
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     rsub = rules.add_subparsers(dest="action", required=True)
     rexplain = rsub.add_parser("explain", help="dry run: which rules would fire on a mail")
     rexplain.add_argument("mail", type=Path)
-    rexplain.add_argument("--source", default="email", choices=("email", "portal", "api", "phone"))
+    rexplain.add_argument("--source", default="email", choices=SOURCES)
     rexplain.add_argument("--channel", default=None)
     rexplain.add_argument("--json", action="store_true")
     return parser
@@ -279,9 +280,10 @@ def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int
             state = "no such entry" if entry is None else f"already resolved: {entry.resolution}"
             print(f"error: quarantine {args.id}: {state}", file=sys.stderr)
             return 1
-        channel = next((m.channel for m in config.mailboxes if m.name == entry.mailbox),
-                       config.channels[0].name)
-        raw = RawMail(entry.raw, f"retry:{entry.mailbox}", channel=channel)
+        box = next((m for m in config.mailboxes if m.name == entry.mailbox), None)
+        raw = RawMail(entry.raw, f"retry:{entry.mailbox}",
+                      channel=box.channel if box else config.channels[0].name,
+                      source=box.source if box else "email")
     result = process(engine, config, raw, keep_failures=False, rules=_rules_in_force(config))
     if result.outcome == "quarantined":
         with transaction(engine) as session:

@@ -36,15 +36,18 @@ from gateway.configmodels import (
     AgentConfig,
     ChannelConfig,
     Config,
+    HttpConfig,
     Invalid,
     LimitsConfig,
     Lower,
     MailboxConfig,
+    OrganisationConfig,
     OutboundConfig,
     Secret,
     Section,
     SmtpConfig,
     TicketsConfig,
+    WebhookConfig,
     masked_url,
     one_of,
     show,
@@ -54,8 +57,8 @@ from gateway.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "AgentConfig", "ChannelConfig",
-    "Config", "LimitsConfig", "MailboxConfig", "OutboundConfig", "SmtpConfig", "TicketsConfig",
-    "config_folder", "load_config", "parse_config",
+    "Config", "HttpConfig", "LimitsConfig", "MailboxConfig", "OrganisationConfig", "OutboundConfig",
+    "SmtpConfig", "TicketsConfig", "WebhookConfig", "config_folder", "load_config", "parse_config",
 ]
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -183,6 +186,9 @@ class _File(Section):
         Field(default=(), strict=False))
     html: _Html = _Html()
     performance: _Performance = _Performance()
+    http: HttpConfig | None = None
+    webhook: tuple[WebhookConfig, ...] = Field(default=(), strict=False)
+    organisation: tuple[OrganisationConfig, ...] = Field(default=(), strict=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -217,6 +223,9 @@ def _build(file: _File, path: Path | None) -> Config:
         trusted_authservers=file.trusted_authservers,
         html_sanitizer=file.html.sanitizer,
         parse_workers=file.performance.parse_workers,
+        http=file.http,
+        webhooks=file.webhook,
+        organisations=file.organisation,
     )
 
 
@@ -265,7 +274,7 @@ def _problem(error: ErrorDetails) -> tuple[str, str]:
     return _key(loc), message
 
 
-_Named = TypeVar("_Named", MailboxConfig, ChannelConfig, AgentConfig)
+_Named = TypeVar("_Named", MailboxConfig, ChannelConfig, AgentConfig, WebhookConfig)
 
 
 def _valid_entries(raw: dict[str, Any], key: str,
@@ -292,13 +301,29 @@ def _used_twice(kind: str, entries: Sequence[tuple[int, _Named]]) -> list[tuple[
     return found
 
 
+def _domains_twice(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """[[organisation]] entries for a domain named before: which one would win is a guess."""
+    entries = raw.get("organisation", [])
+    seen: set[str] = set()
+    found = []
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        domain = entry.get("domain") if isinstance(entry, dict) else None
+        if isinstance(domain, str) and domain.lower() in seen:
+            found.append((f"organisation[{index}].domain", f"{domain!r} is used twice"))
+        if isinstance(domain, str):
+            seen.add(domain.lower())
+    return found
+
+
 def _cross_checks(raw: dict[str, Any]) -> list[tuple[str, str]]:
     """Problems between tables, found among the valid entries even when others are invalid."""
     mailboxes, _ = _valid_entries(raw, "mailbox", MailboxConfig)
     channels, complete = _valid_entries(raw, "channel", ChannelConfig)
     agents, _ = _valid_entries(raw, "agent", AgentConfig)
+    webhooks, _ = _valid_entries(raw, "webhook", WebhookConfig)
     problems = [*_used_twice("mailbox", mailboxes), *_used_twice("channel", channels),
-                *_used_twice("agent", agents)]
+                *_used_twice("agent", agents), *_used_twice("webhook", webhooks),
+                *_domains_twice(raw)]
     if not complete:
         return problems  # an invalid channel would make every mention of it look unknown
     names = {c.name for _, c in channels} or {_DEFAULT_CHANNEL.name}

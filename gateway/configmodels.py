@@ -26,14 +26,17 @@ from pydantic import (
 )
 
 __all__ = [
-    "DEFAULT_DATABASE_URL", "LANGUAGES", "SECRET_KEYS", "AgentConfig", "ChannelConfig", "Config",
-    "Invalid", "LimitsConfig", "Lower", "MailboxConfig", "OutboundConfig", "Secret", "Section",
-    "SmtpConfig", "TicketsConfig", "masked_url", "one_of", "show", "with_env",
+    "DEFAULT_DATABASE_URL", "LANGUAGES", "SECRET_KEYS", "SOURCES", "WEBHOOK_EVENTS", "AgentConfig",
+    "ChannelConfig", "Config", "HttpConfig", "Invalid", "LimitsConfig", "Lower", "MailboxConfig",
+    "OrganisationConfig", "OutboundConfig", "Secret", "Section", "SmtpConfig", "TicketsConfig",
+    "WebhookConfig", "masked_url", "one_of", "show", "with_env",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ticketgate.db"
 LANGUAGES = ("de", "en")
 SECRET_KEYS = frozenset({"password", "secret"})  # their values never appear in errors or repr
+SOURCES = ("email", "portal", "api", "phone", "web")  # where a ticket came from (rules: when.source)
+WEBHOOK_EVENTS = ("ticket.created", "ticket.status_changed", "message.received", "message.sent")
 
 
 class Invalid(ValueError):
@@ -172,6 +175,7 @@ class MailboxConfig(Section):
     processed_folder: str | None = None
     failed_folder: str | None = None
     channel: str = "support"
+    source: Annotated[str, one_of(*SOURCES)] = "email"  # a portal delivering its form by mail: "portal"
     idle: bool = True
     poll_seconds: PositiveFloat = 60.0
     batch_size: Annotated[PositiveInt, AfterValidator(_imap_batch)] = 100
@@ -270,6 +274,90 @@ class OutboundConfig(Section):
     flush_seconds: PositiveFloat = 5.0
 
 
+def _listen(value: str) -> str:
+    """HOST:PORT for the HTTP server; an IPv6 host in brackets ([::1]:8080)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise Invalid(f"must be HOST:PORT, e.g. \"127.0.0.1:8080\", got {show(value)}")
+    return value
+
+
+def _hook_url(value: str) -> str:
+    """Webhooks go to an http(s) URL with a host."""
+    scheme, sep, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not sep or not rest.split("/")[0]:
+        raise Invalid(f"must be an http:// or https:// URL, got {show(value)}")
+    return value
+
+
+def _events(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Known event names only: a typo would silently subscribe to nothing."""
+    for name in value:
+        if name != "*" and name not in WEBHOOK_EVENTS:
+            raise Invalid(f"unknown event {show(name)}; known: {', '.join(WEBHOOK_EVENTS)} or \"*\"")
+    if not value:
+        raise Invalid("must name at least one event")
+    return value
+
+
+def _domain(value: str) -> str:
+    """An organisation is keyed by its mail domain."""
+    if "." not in value or "@" in value or any(c.isspace() for c in value):
+        raise Invalid(f"must be a mail domain such as \"acme.example\", got {show(value)}")
+    return value
+
+
+class HttpConfig(Section):
+    """[http]: the API, health and metrics server inside `ticketgate run` (off when absent)."""
+
+    listen: Annotated[str, AfterValidator(_listen)]
+    max_attachments: PositiveInt = 20  # files on one API request
+    docs: bool = True  # serve /api/docs and /api/v1/openapi.json
+
+    @property
+    def host(self) -> str:
+        """The address to bind (brackets of an IPv6 address removed)."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The port to bind."""
+        return int(self.listen.rpartition(":")[2])
+
+
+class WebhookConfig(Section):
+    """[[webhook]]: signed POSTs of ticket events to a subscriber."""
+
+    name: str = ""  # default: the URL; names the subscriber in logs and the webhook outbox
+    url: Annotated[str, AfterValidator(_hook_url)]
+    events: Annotated[tuple[str, ...], AfterValidator(_events)] = Field(strict=False)
+    secret: Secret = Field(repr=False)
+    timeout_seconds: PositiveFloat = 10.0
+    retry_base_seconds: PositiveFloat = 30.0
+    retry_max_attempts: PositiveInt = 15
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_defaults(cls, data: Any) -> Any:
+        """secret_env may stand in for secret; the name defaults to the URL."""
+        data = with_env(data, "secret")
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("url"), str):
+            data = data | {"name": data["url"]}
+        return data
+
+    def wants(self, event: str) -> bool:
+        """Whether this subscriber gets the event."""
+        return "*" in self.events or event in self.events
+
+
+class OrganisationConfig(Section):
+    """[[organisation]]: an organisation's name and whether its contacts see all its tickets."""
+
+    domain: Annotated[Lower, AfterValidator(_domain)]
+    name: str = ""  # default: the domain
+    share_tickets: bool = False
+
+
 class Config(BaseModel):
     """The whole service configuration, built by ``gateway.config`` from validated parts."""
 
@@ -291,6 +379,9 @@ class Config(BaseModel):
     trusted_authservers: tuple[str, ...] = ()  # Authentication-Results ids we believe
     html_sanitizer: str = "nh3"  # nh3 | bleach
     parse_workers: int = 0  # processes that parse ahead of the store (0: parse in place)
+    http: HttpConfig | None = None  # the HTTP server; None: off
+    webhooks: tuple[WebhookConfig, ...] = ()
+    organisations: tuple[OrganisationConfig, ...] = ()
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """The fields for repr and str, with the database password masked."""

@@ -69,7 +69,7 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
         fetched = await box.fetch(todo)
         ahead = parser.parse_ahead([data for _, data in fetched]) if parser else [None] * len(fetched)
         for (uid, data), parsing in zip(fetched, ahead, strict=True):
-            raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, "email")
+            raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, cfg.source)
             parsed = await parser.result(parsing) if parser else None
             disposition: Disposition = await asyncio.to_thread(
                 functools.partial(process, engine, config, raw, rules=in_force, parsed=parsed))

@@ -15,11 +15,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _stamp(nullable: bool = False) -> Any:
+def _stamp(nullable: bool = False, index: bool = False) -> Any:
     """A timezone-aware timestamp column."""
     if nullable:
-        return Field(default=None, sa_type=DateTime(timezone=True))
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+        return Field(default=None, sa_type=DateTime(timezone=True), index=index)
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=index)
 
 
 class Organisation(SQLModel, table=True):
@@ -28,6 +28,8 @@ class Organisation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=255)
     domain: str = Field(max_length=255, unique=True)
+    # Every contact of the organisation sees all its tickets (portal and API), not only their own.
+    share_tickets: bool = Field(default=False)
     created_at: datetime = _stamp()
 
 
@@ -55,13 +57,14 @@ class Ticket(SQLModel, table=True):
     type: str = Field(default="mail", max_length=20)
     source: str = Field(default="email", max_length=20)
     customer_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
-    organisation_id: int | None = Field(default=None, foreign_key="organisation.id")
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
     owner: str | None = Field(default=None, max_length=100)
     categories: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     tags: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    asset: str | None = Field(default=None, max_length=255, index=True)  # the object it is about
     created_at: datetime = _stamp()
-    updated_at: datetime = _stamp()
+    updated_at: datetime = _stamp(index=True)
     resolved_at: datetime | None = _stamp(nullable=True)
     closed_at: datetime | None = _stamp(nullable=True)
 
@@ -222,3 +225,37 @@ class Suppression(SQLModel, table=True):
     until: datetime = _stamp()
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+
+
+class ApiToken(SQLModel, table=True):
+    """An API client's token: only its SHA-256 is kept; scopes say what it may do."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    scopes: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    created_at: datetime = _stamp()
+    revoked_at: datetime | None = _stamp(nullable=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscriber, written in the event's transaction, sent and retried later."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (UniqueConstraint("webhook", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook: str = Field(max_length=200)  # the [[webhook]] name
+    event_id: str = Field(max_length=64)  # the same for every subscriber of one event
+    event: str = Field(max_length=40)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the JSON body, as sent
+    status: str = Field(default="pending", max_length=12, index=True)  # pending sending sent failed
+    attempts: int = 0
+    next_attempt_at: datetime = _stamp()
+    claimed_until: datetime | None = _stamp(nullable=True)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    sent_at: datetime | None = _stamp(nullable=True)
+    created_at: datetime = _stamp()

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
+from gateway.configmodels import SOURCES
 from gateway.intake.addresses import address_problem
 from gateway.rules import matchers as r
 from gateway.rules.model import WEEKDAYS, Condition, Facts, Matcher
 from gateway.statuses import STATUSES
 
-SOURCES = ("email", "portal", "api", "phone")
 AUDIENCES = ("customer", "agents", "owner", "watchers")
 RULE_KEYS = {"name", "on", "when", "then", "stop", "enabled"}
 OPERATORS = {"equals", "in", "contains", "starts_with", "matches", "not", "any", "all"}
