@@ -1,18 +1,21 @@
 """The inbound pipeline: every mail takes one way through named stages, in one transaction.
 
     parse → guard → ┌ dedupe → thread → identify → commands → arrival rules → land
-                    └ status rules → store → rule actions → notify → ledger     (one transaction)
+                    └ status rules → store → rule actions → notify → publish → ledger
+                                                                        (one transaction)
 
 Each stage is a small function over the ``Inbound`` context, read top to bottom in
 ``STAGES`` (after GNU Mailman's handler pipeline). A stage that settles the mail early (a
 duplicate, a dropped mail) returns its ``Disposition`` and the later stages are skipped.
 Expected outcomes are values; an unexpected error quarantines the mail with its raw bytes,
-and only a database outage escapes, as ``StoreUnavailable``.
+and only a database outage escapes, as ``StoreUnavailable``. Every stage is timed and every
+outcome counted once here (``gateway.metrics``), for mail and API submissions alike.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +33,8 @@ from gateway.intake.guard import Verdict, inspect
 from gateway.intake.htmltext import SANITIZERS
 from gateway.intake.parse import ParsedMail, parse_mail
 from gateway.intake.raw import RawMail
+from gateway.metrics import MAILS, STAGE_SECONDS
+from gateway.outbound.events import emit, status_changed
 from gateway.outbound.notify import after_agent, after_inbound, record_bounce, unproven_agent
 from gateway.record import Body, add_copied_watchers, write_ledger, write_message
 from gateway.rules.model import Facts, Rule
@@ -38,6 +43,7 @@ from gateway.statuses import CLOSED, REOPENABLE
 from gateway.thread.followup import ThreadMatch, find_thread
 from gateway.thread.index import SessionThreadIndex
 from gateway.thread.landing import Landing, land, opens_new
+from gateway.views.visibility import is_public
 from store.db import transaction
 from store.keys import message_key
 from store.models import LedgerEntry, Message, QuarantinedMail, Ticket
@@ -50,7 +56,11 @@ log = logging.getLogger("gateway.inbound")
 
 @dataclass(frozen=True)
 class Disposition:
-    """What became of one mail: created, followup, dropped, rejected, duplicate or quarantined."""
+    """What became of one mail: created, followup, dropped, rejected, duplicate or quarantined.
+
+    ``conflict``: an API submission whose Message-ID (from its Idempotency-Key) is taken by a
+    different request; nothing was stored.
+    """
 
     outcome: str
     message_id: str
@@ -112,7 +122,14 @@ def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None =
 
     keep_failures=False (a quarantine retry) reports a failure without quarantining again.
     """
-    now = now or datetime.now(UTC)
+    disposition = _process(engine, config, raw, now or datetime.now(UTC), keep_failures, rules,
+                           parsed)
+    MAILS.labels(disposition.outcome, raw.source).inc()
+    return disposition
+
+
+def _process(engine: Engine, config: Config, raw: RawMail, now: datetime, keep_failures: bool,
+             rules: Sequence[Rule], parsed: ParsedMail | None) -> Disposition:
     fallback_id = f"{message_key(raw.data[:32].hex())[:40]}@unparsed.ticketgate.invalid"
     try:
         with store_errors():
@@ -168,7 +185,9 @@ def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdi
     with transaction(engine) as session:
         inbound = Inbound(session, config, raw, mail, verdict, now, rules)
         for stage in STAGES:
+            started = time.perf_counter()
             settled = stage(inbound)
+            STAGE_SECONDS.labels(stage.__name__).observe(time.perf_counter() - started)
             if settled is not None:
                 return settled
     raise AssertionError("the ledger stage always settles the mail")
@@ -181,8 +200,14 @@ def dedupe(m: Inbound) -> Disposition | None:
     raw, mail = m.raw, m.mail
     if ledger_has(m.session, raw.mailbox, raw.uidvalidity, raw.uid):
         return Disposition("duplicate", mail.message_id, detail="already in ledger")
-    m.key, m.fingerprint = mail.message_key, mail.content_hash()
+    submitted = raw.submission
+    m.key = mail.message_key
+    m.fingerprint = submitted.fingerprint if submitted and submitted.fingerprint else mail.content_hash()
     existing = message_by_key(m.session, m.key)
+    if existing is not None and existing.content_hash != m.fingerprint and submitted \
+            and submitted.exclusive:
+        detail = "Message-ID (Idempotency-Key) already used by a different request"
+        return Disposition("conflict", mail.message_id, None, detail)
     if existing is not None and existing.content_hash != m.fingerprint:
         # Same Message-ID, different mail (broken clients, test tools): keep both.
         mail.defects.append("Message-ID reused by a different mail; stored separately")
@@ -221,9 +246,11 @@ def read_commands(m: Inbound) -> Disposition | None:
 
 def arrival_rules(m: Inbound) -> Disposition | None:
     """message.received (and ticket.created when one will be opened): the place to drop."""
+    submitted = m.raw.submission
     m.facts = mail_facts(m.session, m.config, m.mail, m.verdict, source=m.raw.source,
                          channel=m.raw.channel, mailbox=m.raw.mailbox, now=m.now,
-                         ticket=m.joined, author="agent" if m.agent else "customer")
+                         ticket=m.joined, author="agent" if m.agent else "customer",
+                         organisation=submitted.organisation if submitted else None)
     events = ["message.received"]
     if m.joined is None or (m.agent is None and opens_new(m.config, m.joined, m.verdict.automatic)):
         events.append("ticket.created")
@@ -316,6 +343,20 @@ def notify(m: Inbound) -> Disposition | None:
     return None
 
 
+def publish(m: Inbound) -> Disposition | None:
+    """Queue the webhook events of this mail: ticket created, message received, status changed."""
+    ticket, message = m.ticket, m.message
+    assert message is not None
+    opened = m.joined is None or ticket.id != m.joined.id
+    if opened:
+        emit(m.session, m.config, "ticket.created", ticket, m.now, message=message)
+    if is_public(message):
+        emit(m.session, m.config, "message.received", ticket, m.now, message=message)
+    if not opened and m.old_status is not None and ticket.status != m.old_status:
+        status_changed(m.session, m.config, ticket, m.old_status, m.now)
+    return None
+
+
 def ledger(m: Inbound) -> Disposition | None:
     """The ledger entry that marks the mail handled; the mail's disposition."""
     landing = m.landing
@@ -327,4 +368,5 @@ def ledger(m: Inbound) -> Disposition | None:
 
 Stage = Callable[[Inbound], Disposition | None]
 STAGES: tuple[Stage, ...] = (dedupe, thread, identify, read_commands, arrival_rules,
-                             land_on_ticket, status_rules, store, rule_actions, notify, ledger)
+                             land_on_ticket, status_rules, store, rule_actions, notify, publish,
+                             ledger)

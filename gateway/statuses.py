@@ -30,21 +30,22 @@ CLOSED = frozenset({Status.CLOSED})  # a customer's message follows the closed-t
 ALIASES = {"waiting": Status.WAITING_EXTERNAL, "pending": Status.WAITING_EXTERNAL,
            "wait": Status.WAITING_EXTERNAL}
 
-# What customers and portal users see: (label key, colour).
+# What customers and portal users see: (portal state, colour).
 _VIEW = {
-    Status.NEW: ("progress", "orange"),
-    Status.OPEN: ("progress", "orange"),
-    Status.WAITING_INTERNAL: ("progress", "orange"),
-    Status.WAITING_EXTERNAL: ("reply", "red"),
+    Status.NEW: ("in_progress", "orange"),
+    Status.OPEN: ("in_progress", "orange"),
+    Status.WAITING_INTERNAL: ("in_progress", "orange"),
+    Status.WAITING_EXTERNAL: ("reply_expected", "red"),
     Status.RESOLVED: ("closed", "green"),
     Status.CLOSED: ("closed", "green"),
     Status.POSTPONED: ("postponed", "grey"),
 }
+PORTAL_STATES = ("in_progress", "reply_expected", "closed", "postponed")
 LABELS = {
-    "en": {"progress": "In progress", "reply": "Reply expected", "closed": "Closed",
+    "en": {"in_progress": "In progress", "reply_expected": "Reply expected", "closed": "Closed",
            "postponed": "Postponed"},
-    "de": {"progress": "In Bearbeitung", "reply": "Antwort erwartet", "closed": "Geschlossen",
-           "postponed": "Zurückgestellt"},
+    "de": {"in_progress": "In Bearbeitung", "reply_expected": "Antwort erwartet",
+           "closed": "Geschlossen", "postponed": "Zurückgestellt"},
 }
 COLOURS = {"orange": "#e8890c", "red": "#d93025", "green": "#1e8e3e", "grey": "#80868b"}
 
@@ -62,14 +63,23 @@ def parse_status(word: str) -> Status | None:
 
 
 def customer_status(status: str, language: str) -> dict[str, str]:
-    """The customer/portal label and traffic-light colour of an internal status.
+    """The portal state, customer label and traffic-light colour of an internal status.
 
     >>> customer_status("waiting_external", "de")
-    {'label': 'Antwort erwartet', 'colour': 'red', 'hex': '#d93025'}
+    {'key': 'reply_expected', 'label': 'Antwort erwartet', 'colour': 'red', 'hex': '#d93025'}
     """
     key, colour = _VIEW[Status(status) if status in STATUSES else Status.OPEN]
     labels = LABELS.get(language, LABELS["en"])
-    return {"label": labels[key], "colour": colour, "hex": COLOURS[colour]}
+    return {"key": key, "label": labels[key], "colour": colour, "hex": COLOURS[colour]}
+
+
+def shown_as(state: str) -> frozenset[str]:
+    """The internal statuses customers see as this portal state (for filtering by it).
+
+    >>> sorted(shown_as("closed")), sorted(shown_as("nonsense"))
+    (['closed', 'resolved'], [])
+    """
+    return frozenset(str(s) for s, (key, _) in _VIEW.items() if key == state)
 
 
 def after_customer_message(status: str) -> Status | None:

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
 from gateway.errors import PermanentSendError, TemporarySendError
+from gateway.outbound.events import message_sent
 from gateway.outbound.outbox import header_safe
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender
@@ -180,6 +181,7 @@ def _record(engine: Engine, config: Config, outcomes: dict[int, tuple[str, str]]
                 row.status, row.sent_at, row.last_error = "sent", now, ""
                 row.attempts += 1
                 result.sent += 1
+                message_sent(session, config, row.message_row, now)  # webhook, same transaction
                 continue
             row.attempts += 1
             row.last_error = detail[:2000]

@@ -11,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from gateway.config import Config
+from gateway.metrics import OUTBOX
 from gateway.outbound.flush import FlushResult, flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender, SmtpSender
@@ -49,6 +50,9 @@ class OutboxWorker:
         """One pass; schedules the next retry at its due time."""
         async with self._lock:
             result = await flush_outbox_once(self.engine, self.config, self.sender, self.renderer)
+        for outcome, count in (("sent", result.sent), ("retried", result.retried),
+                               ("failed", result.failed)):
+            OUTBOX.labels(outcome).inc(count)
         if result.sent or result.retried or result.failed:
             log.info("outbox: %d sent, %d to retry, %d failed", result.sent, result.retried,
                      result.failed)

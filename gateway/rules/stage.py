@@ -49,16 +49,21 @@ class Decisions:
 
 def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verdict, *,
                source: str, channel: str, mailbox: str, now: datetime,
-               ticket: Ticket | None = None, author: str = "customer") -> Facts:
-    """What conditions see of this mail (and of the ticket it joins, if any)."""
+               ticket: Ticket | None = None, author: str = "customer",
+               organisation: str | None = None) -> Facts:
+    """What conditions see of this mail (and of the ticket it joins, if any).
+
+    organisation: the domain an API submission names; otherwise the sender's domain counts.
+    """
     sender = mail.from_
     known = False
-    organisation: str | None = None
+    domain = organisation or (sender.domain if sender is not None else None)
     if sender is not None:
         known = find_contact(session, sender.address) is not None
+    if domain:
         organisation = session.exec(
-            select(Organisation.name).where(Organisation.domain == sender.domain)
-        ).first()
+            select(Organisation.name).where(Organisation.domain == domain)
+        ).first() or organisation
     return Facts(
         source=source,
         channel=ticket.channel if ticket else channel,

@@ -6,6 +6,7 @@ for all tickets) is decided here, once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +19,7 @@ from gateway.statuses import CLOSED, Status, after_customer_message, move
 from gateway.thread.followup import ThreadMatch
 from gateway.thread.numbers import counter_scope, format_number, ticket_subject
 from store.models import Ticket
-from store.queries import add_watcher, contact_for, next_counter
+from store.queries import add_watcher, contact_for, next_counter, organisation_for
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,23 @@ def open_ticket(session: Session, config: Config, raw: RawMail, mail: ParsedMail
                 now: datetime, linked: int | None) -> Ticket:
     """A new ticket whose customer is the mail's sender (watching it from the start)."""
     contact = contact_for(session, mail.from_.address, mail.from_.name) if mail.from_ else None
+    submitted = raw.submission
     if contact is not None and contact.language is None:
-        contact.language = declared_language(mail)
+        contact.language = (submitted.language if submitted else None) or declared_language(mail)
+    organisation_id = contact.organisation_id if contact else None
+    if submitted is not None and submitted.organisation:
+        named = organisation_for(session, submitted.organisation)
+        organisation_id = named.id if named else organisation_id
+        if contact is not None and contact.organisation_id is None:
+            contact.organisation_id = organisation_id  # the portal vouches for where they work
     ticket = new_ticket(session, config, raw, mail.subject, now,
                         customer_id=contact.id if contact else None,
-                        organisation_id=contact.organisation_id if contact else None,
-                        kind="mail", linked=linked)
+                        organisation_id=organisation_id, kind="mail", linked=linked)
     assert ticket.id is not None
+    if submitted is not None:
+        ticket.asset = submitted.asset
+        if submitted.category:
+            ticket.categories = json.dumps([submitted.category], ensure_ascii=False)
     if contact is not None:
         add_watcher(session, ticket.id, contact.address, "customer")
     return ticket

@@ -1,0 +1,1 @@
+"""The HTTP door: the API, webhooks, health and metrics (and later the customer portal)."""
