@@ -161,3 +161,16 @@ def last_uid(session: Session, mailbox: str, uidvalidity: int) -> int:
         .limit(1)
     ).first()
     return int(rows) if rows is not None else 0
+
+
+def set_organisation(session: Session, domain: str, *, name: str | None = None,
+                     share_tickets: bool | None = None) -> Organisation | None:
+    """Create or change the organisation of a domain (None for freemail providers)."""
+    org = organisation_for(session, domain.strip().lower())
+    if org is None:
+        return None
+    if name is not None:
+        org.name = name
+    if share_tickets is not None:
+        org.share_tickets = share_tickets
+    return org

@@ -128,11 +128,14 @@ def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
 def customer_close(session: Session, ticket: Ticket, sender: str, commands: list[Command],
                    now: datetime) -> bool:
     """A customer's '#close' on their own ticket closes it; other commands stay plain text."""
-    if not any(c.name == "close" for c in commands):
-        return False
-    customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
-    assert ticket.id is not None
-    watching = sender in watcher_addresses(session, ticket.id)
-    if (customer is None or customer.address != sender) and not watching:
+    if not any(c.name == "close" for c in commands) or not may_close(session, ticket, sender):
         return False
     return move(ticket, Status.CLOSED, now)
+
+
+def may_close(session: Session, ticket: Ticket, sender: str) -> bool:
+    """Whether this person may close the ticket: its customer, or someone watching it."""
+    customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
+    assert ticket.id is not None
+    return (customer is not None and customer.address == sender) or \
+        sender in watcher_addresses(session, ticket.id)

@@ -16,7 +16,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, false, or_
 from sqlmodel import Session, col, func, select
 
+from gateway.config import OrganisationConfig
 from store.models import Attachment, Contact, Message, Organisation, Ticket, Watcher
+from store.queries import set_organisation
 
 PUBLIC_KINDS = ("customer", "agent")  # inbound messages customers may read
 
@@ -105,3 +107,11 @@ def public_attachment(session: Session, ticket_id: int, attachment_id: int) -> A
         select(Attachment).join(Message, col(Message.id) == col(Attachment.message_id))
         .where(Attachment.id == attachment_id, Message.ticket_id == ticket_id, public_condition())
     ).first()
+
+
+def apply_config_organisations(session: Session, organisations: Sequence[OrganisationConfig]) -> int:
+    """Write the [[organisation]] entries of the config (at start): name and ticket sharing."""
+    for entry in organisations:
+        set_organisation(session, entry.domain, name=entry.name or None,
+                         share_tickets=entry.share_tickets)
+    return len(organisations)
