@@ -1,4 +1,5 @@
-"""The ticketgate command line: check, run, ingest, tickets, quarantine, outbox, rules, agents."""
+"""The ticketgate command line: check, run, ingest, tickets, quarantine, outbox, rules, agents,
+tokens, organisations."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from gateway.pipeline import RawMail, process
 from gateway.rules.explain import explain, render_text
 from gateway.rules.loader import RuleBook, load_rules, vocabulary
 from gateway.rules.model import Rule
+from gateway.web.tokens import SCOPES, create_token, list_tokens, revoke_token
 from store.db import make_engine, migrate, transaction
 from store.models import QuarantinedMail, utcnow
-from store.views import outbox_rows, quarantine_rows, ticket_detail, ticket_rows
+from store.queries import set_organisation
+from store.views import organisation_rows, outbox_rows, quarantine_rows, ticket_detail, ticket_rows
 
 log = logging.getLogger("gateway.cli")
 
@@ -65,6 +68,27 @@ def _parser() -> argparse.ArgumentParser:
     olist.add_argument("--status", choices=("pending", "sending", "sent", "failed"))
     osub.add_parser("flush", help="send every due mail now")
     sub.add_parser("agents", help="agents and their personal addresses for new tickets")
+    tokens = sub.add_parser("tokens", help="API tokens: create (shown once), list, revoke")
+    ksub = tokens.add_subparsers(dest="action", required=True)
+    kcreate = ksub.add_parser("create")
+    kcreate.add_argument("name")
+    kcreate.add_argument("--scope", action="append", default=[], choices=SCOPES,
+                         help="repeat for several scopes")
+    klist = ksub.add_parser("list")
+    klist.add_argument("--json", action="store_true")
+    krevoke = ksub.add_parser("revoke")
+    krevoke.add_argument("name")
+    orgs = sub.add_parser("organisations", help="organisations and whether they share tickets")
+    gsub = orgs.add_subparsers(dest="action", required=True)
+    glist = gsub.add_parser("list")
+    glist.add_argument("--json", action="store_true")
+    gset = gsub.add_parser("set", help="create or change an organisation")
+    gset.add_argument("domain")
+    gset.add_argument("--name", default=None)
+    share = gset.add_mutually_exclusive_group()
+    share.add_argument("--share-tickets", dest="share", action="store_true", default=None,
+                       help="every contact sees all the organisation's tickets")
+    share.add_argument("--no-share-tickets", dest="share", action="store_false")
     rules = sub.add_parser("rules", help="explain the routing rules")
     rsub = rules.add_subparsers(dest="action", required=True)
     rexplain = rsub.add_parser("explain", help="dry run: which rules would fire on a mail")
@@ -93,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             return _agents(config)
         engine = _open_store(config)
         handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
-                   "quarantine": _quarantine, "rules": _rules, "outbox": _outbox}[args.command]
+                   "quarantine": _quarantine, "rules": _rules, "outbox": _outbox,
+                   "tokens": _tokens, "organisations": _organisations}[args.command]
         return handler(args, config, engine)
     except ConfigError as exc:
         for line in str(exc).splitlines():  # one problem per line, all of them
@@ -150,6 +175,40 @@ def _agents(config: Config) -> int:
     return 0
 
 
+def _tokens(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    if args.action == "create":
+        token = create_token(engine, args.name, args.scope)
+        print(token)
+        print(f"token {args.name!r} created with {', '.join(sorted(set(args.scope)))}; it is shown "
+              "only now: store it in the client, send it as Authorization: Bearer TOKEN",
+              file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        revoke_token(engine, args.name)
+        print(f"token {args.name!r} revoked")
+        return 0
+    return _print_rows(list_tokens(engine), args.json, lambda row: (
+        f"{row['name']}\t{','.join(row['scopes'])}\tcreated {row['created_at']}\t"
+        f"{'revoked ' + str(row['revoked_at']) if row['revoked_at'] else 'active'}"))
+
+
+def _organisations(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    if args.action == "set":
+        with transaction(engine) as session:
+            org = set_organisation(session, args.domain, name=args.name, share_tickets=args.share)
+            if org is None:
+                print(f"error: {args.domain!r} is a freemail provider or not a domain",
+                      file=sys.stderr)
+                return 1
+            print(f"{org.domain}\t{org.name}\tshares tickets: {'yes' if org.share_tickets else 'no'}")
+        return 0
+    with transaction(engine) as session:
+        rows = organisation_rows(session)
+    return _print_rows(rows, args.json, lambda row: (
+        f"{row['domain']}\t{row['name']}\tshares tickets: {'yes' if row['share_tickets'] else 'no'}"
+        f"\t{row['contacts']} contact(s)"))
+
+
 def _outbox(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     if args.action == "list":
         with transaction(engine) as session:
@@ -198,7 +257,7 @@ def _open_store(config: Config) -> Engine:
 
 
 def _run(args: argparse.Namespace, config: Config, engine: Engine) -> int:
-    if not config.mailboxes:
+    if not config.mailboxes and (args.once or (config.http is None and not config.webhooks)):
         print("error: no [[mailbox]] configured; nothing to run (see config.example.toml)",
               file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""The service: one task per mailbox, each polling through the pipeline; graceful shutdown."""
+"""The service: one task per mailbox, the mailer, the webhook sender and the HTTP door; graceful shutdown."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import contextlib
 import functools
 import logging
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -16,10 +18,16 @@ from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporaryError, TemporarySourceError, store_errors
 from gateway.intake.imap import ImapMailbox
 from gateway.intake.parsepool import ParsePool
+from gateway.metrics import IMAP_RECONNECTS
 from gateway.outbound.worker import OutboxWorker
 from gateway.pipeline import Disposition, RawMail, process
 from gateway.retry import backoff
 from gateway.rules.loader import RuleBook, vocabulary
+from gateway.views.visibility import apply_config_organisations
+from gateway.web.app import create_app
+from gateway.web.health import Health
+from gateway.web.server import HttpServer
+from gateway.web.webhooks import WebhookWorker
 from store.db import transaction
 from store.lease import Lease
 from store.queries import last_uid, processed_uids
@@ -85,12 +93,15 @@ class MailboxWorker:
     """Keeps one mailbox connected and drained; reconnects with backoff on any fault."""
 
     def __init__(self, cfg: MailboxConfig, engine: Engine, config: Config,
-                 stop: asyncio.Event, rules: RuleBook, parser: ParsePool | None = None) -> None:
+                 stop: asyncio.Event, rules: RuleBook, parser: ParsePool | None = None,
+                 health: Health | None = None) -> None:
         self.cfg, self.engine, self.config, self.stop = cfg, engine, config, stop
         self.rules, self.parser = rules, parser
+        self.health = health or Health()
         self.uidvalidity: int | None = None
         self.outage: str | None = None
         self.failures = 0  # in a row; sets the backoff
+        self.connects = 0
 
     async def run(self, once: bool = False) -> PollResult:
         """Drain the mailbox (once: then return); otherwise wait for mail and repeat."""
@@ -133,6 +144,9 @@ class MailboxWorker:
             await self._pause(self.cfg.poll_seconds)
             return True
         await box.connect()
+        self.connects += 1
+        if self.connects > 1:
+            IMAP_RECONNECTS.labels(self.cfg.name).inc()
         self._recovered()
         if self.uidvalidity not in (None, box.uidvalidity):
             log.warning("%s UIDVALIDITY changed %s -> %s: every mail looks new; "
@@ -142,6 +156,7 @@ class MailboxWorker:
         while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
             result = await poll_once(box, self.engine, self.config, self.rules, self.parser)
             _add(total, result)
+            self.health.polled(self.cfg.name)
             self.failures = 0
             if once:
                 return False
@@ -156,6 +171,7 @@ class MailboxWorker:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     def _outage(self, reason: str) -> None:
+        self.health.failed(self.cfg.name, reason)
         if self.outage is None:
             log.warning("%s unavailable, retrying with backoff: %s", self.cfg.name, reason)
         self.outage = reason
@@ -174,29 +190,54 @@ def _add(total: PollResult, result: PollResult) -> None:
 
 
 async def run_service(engine: Engine, config: Config, once: bool = False) -> dict[str, PollResult]:
-    """Run every mailbox until SIGTERM/SIGINT (or one pass with once)."""
+    """Run every mailbox, the mailer, webhooks and the HTTP door until SIGTERM/SIGINT (or one pass)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     book = RuleBook(config.rules_folder, vocabulary(config))
     book.current()  # load now: errors are logged at start, not with the first mail
+    with store_errors(), transaction(engine) as session:
+        apply_config_organisations(session, config.organisations)
+    health = Health()
     parser = ParsePool(config.parse_workers, config.html_sanitizer, config.limits.max_message_bytes)
-    workers = [MailboxWorker(m, engine, config, stop, book, parser) for m in config.mailboxes]
+    workers = [MailboxWorker(m, engine, config, stop, book, parser, health) for m in config.mailboxes]
     mailer = OutboxWorker(engine, config) if config.smtp is not None else None
+    hooks = WebhookWorker(engine, config) if config.webhooks else None
     if mailer is None:
         log.warning("no [smtp] configured: outbound mail stays in the outbox")
     elif not once:
         mailer.start()
+    jobs: list[Coroutine[Any, Any, object]] = [w.run(once) for w in workers]
+    if not once and hooks is not None:
+        jobs.append(hooks.run(stop))
+    if not once and config.http is not None:
+        server = HttpServer(create_app(engine, config, health=health, rules=book), config.http)
+        jobs.append(server.serve(stop))
+        log.info("HTTP API on http://%s/api/v1 (health /healthz, metrics /metrics)", config.http.listen)
     log.info("ticketgate running: %d mailbox(es)%s", len(workers), " (once)" if once else "")
     try:
-        results = await asyncio.gather(*(w.run(once) for w in workers))
+        results = await _all_or_stop(jobs, stop)
         if mailer is not None and once:
             await mailer.flush()
+        if hooks is not None and once:
+            await hooks.flush()
     finally:
         if mailer is not None:
             mailer.stop()
         parser.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    return {w.cfg.name: r for w, r in zip(workers, results, strict=True)}
+    return {w.cfg.name: r for w, r in zip(workers, results, strict=False)
+            if isinstance(r, PollResult)}
+
+
+async def _all_or_stop(jobs: list[Coroutine[Any, Any, object]], stop: asyncio.Event) -> list[object]:
+    """Run the jobs to their end; when one fails, stop the others gracefully, then raise."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -4,6 +4,7 @@ Two processes moving the same IMAP messages at once can make the server copy the
 so a mailbox has one holder. PostgreSQL: a session advisory lock on a connection held open
 (released by the server when the holder's connection dies). SQLite (one host by nature): a
 lease row naming host and pid, taken over when that pid is gone or the lease went stale.
+On PostgreSQL the row only shows who holds the lock (for ``/healthz``), renewed every 30 s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import os
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -45,6 +46,7 @@ class Lease:
         self.stale_after = timedelta(seconds=stale_after)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pg: Connection | None = None
+        self._noted: datetime | None = None
         digest = hashlib.sha256(f"ticketgate:{mailbox}".encode()).digest()
         self._key = int.from_bytes(digest[:8], "big", signed=True)
 
@@ -59,6 +61,7 @@ class Lease:
             try:
                 self._pg.execute(text("SELECT 1"))
                 self._pg.commit()
+                self._note_holder()
                 return True
             except DBAPIError:
                 self._drop_pg()
@@ -67,9 +70,26 @@ class Lease:
         conn.commit()
         if got:
             self._pg = conn
+            self._noted = None
+            self._note_holder()
         else:
             conn.close()
         return got
+
+    def _note_holder(self) -> None:
+        """Who holds the advisory lock, in the lease table too, for health checks (each 30 s)."""
+        now = utcnow()
+        if self._noted is not None and now - self._noted < timedelta(seconds=30):
+            return
+        with transaction(self.engine) as session:
+            row = session.get(MailboxLease, self.mailbox)
+            if row is None:
+                session.add(MailboxLease(mailbox=self.mailbox, holder=self.holder,
+                                         host=socket.gethostname(), pid=os.getpid(), renewed_at=now))
+            else:
+                row.holder, row.host, row.pid, row.renewed_at = (self.holder, socket.gethostname(),
+                                                                 os.getpid(), now)
+        self._noted = now
 
     def _drop_pg(self) -> None:
         conn, self._pg = self._pg, None
@@ -103,7 +123,6 @@ class Lease:
         """Give the mailbox up (on shutdown)."""
         if self.engine.dialect.name == "postgresql":
             self._drop_pg()
-            return
         with transaction(self.engine) as session:
             row: Any = session.get(MailboxLease, self.mailbox)
             if row is not None and row.holder == self.holder:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from store.models import (
     Attachment,
     Contact,
     Message,
+    Organisation,
     OutboxMail,
     QuarantinedMail,
     RuleHit,
@@ -133,3 +134,12 @@ def outbox_rows(session: Session, status: str | None = None, limit: int = 1000) 
          "sent_at": row.sent_at.isoformat(timespec="seconds") if row.sent_at else None}
         for row, number in session.exec(query).all()
     ]
+
+
+def organisation_rows(session: Session) -> list[dict[str, Any]]:
+    """Organisations by domain, with how many contacts they have."""
+    counts = dict(session.exec(select(Contact.organisation_id, func.count())
+                               .group_by(col(Contact.organisation_id))).all())
+    return [{"domain": o.domain, "name": o.name, "share_tickets": o.share_tickets,
+             "contacts": int(counts.get(o.id, 0))}
+            for o in session.exec(select(Organisation).order_by(col(Organisation.domain))).all()]
