@@ -20,6 +20,7 @@ from tests.servers import postgres
 from tests.servers.dovecot import Dovecot, ensure_installed
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.web_fixtures"]
 _PG_REASON: list[str | None] = []
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 from typing import Any, TypeVar
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from gateway.web.api.models import media_type
 from gateway.web.api.submit import Upload
@@ -47,7 +48,8 @@ async def read_document(request: Request, model: type[Doc], max_files: int,
 async def _multipart(request: Request, model: type[Doc], max_files: int,
                      max_bytes: int) -> tuple[Doc, list[Upload]]:
     try:
-        form = await request.form(max_files=max_files, max_fields=100, max_part_size=max_bytes)
+        # One file more than allowed gets through, so the count is ours to report by field.
+        form = await request.form(max_files=max_files + 1, max_fields=100, max_part_size=max_bytes)
     except HTTPException as exc:  # Starlette's word on a broken or oversized multipart body
         raise Problem(400, "multipart", f"unreadable multipart body: {exc.detail}",
                       field="body") from None
