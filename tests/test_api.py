@@ -18,9 +18,9 @@ from sqlmodel import select
 
 from gateway.intake.raw import RawMail
 from gateway.pipeline import process
-from gateway.web.tokens import revoke_token
+from gateway.web.tokens import create_token, revoke_token
 from store.db import transaction
-from store.models import Message, OutboxMail, Ticket
+from store.models import Attachment, Message, OutboxMail, Ticket
 from store.queries import ticket_by_number
 from store.views import ticket_detail
 from tests.conftest import mail
@@ -189,15 +189,12 @@ def test_internal_notes_and_agent_only_mail_never_appear_in_any_api_response(doo
                           from_address="alice.private@example.com", subject="SECRET subject")
             session.add(row)
             session.flush()
-            session.exec(select(Message))  # keep the session busy-free
         agent = Message(ticket_id=ticket.id, kind="agent", public=True, direction="in",
                         message_id="agent-1@example.com", message_key="agent-key-1",
                         text="We will send a technician.", from_name="Alice (Support)",
                         from_address="alice.private@example.com")
         session.add(agent)
         session.flush()
-        from store.models import Attachment
-
         session.add(Attachment(message_id=row.id or 0, filename="secret.txt", content_type="text/plain",
                                size=6, data=b"SECRET"))
         session.flush()
@@ -231,8 +228,6 @@ def test_missing_revoked_or_unknown_token_is_401_and_a_missing_scope_403(door: D
     forged = httpx.get(f"{door.url}/api/v1/tickets", params={"organisation": "acme.example"},
                        headers={"Authorization": "Bearer tg_" + "A" * 43})
     is_problem(forged, 401)
-    from gateway.web.tokens import create_token
-
     reader = create_token(engine, "reader", ["tickets:read"])
     as_reader = {"Authorization": f"Bearer {reader}"}
     assert httpx.get(f"{door.url}/api/v1/tickets", params={"organisation": "acme.example"},
@@ -290,7 +285,8 @@ def test_bad_query_and_header_values_are_problems_too(door: Door) -> None:
         (door.client.get("/api/v1/tickets", params={"customer": "no-at-sign"}), "customer"),
         (door.client.get("/api/v1/tickets", params={"organisation": "a.example", "limit": 0}), "limit"),
         (door.client.get("/api/v1/tickets", params={"organisation": "a.example", "limit": "ten"}), "limit"),
-        (door.client.get("/api/v1/tickets", params={"organisation": "a.example", "status": "open"}), "status"),
+        (door.client.get("/api/v1/tickets", params={"organisation": "a.example", "status": "open"}),
+         "status"),
         (door.client.get("/api/v1/tickets", params={"organisation": "a.example",
                                                     "updated_since": "yesterday"}), "updated_since"),
         (door.client.get("/api/v1/tickets/T1/attachments/abc", params={"organisation": "a.example"}),
@@ -317,7 +313,8 @@ def test_no_input_makes_a_500_or_a_traceback(door: Door) -> None:
         (json.dumps({**GOOD, "subject": "Hi\r\nBcc: victim@evil.example"}).encode(), "application/json"),
         (json.dumps({**GOOD, "customer": {"email": "a@acme.example", "name": "\u0000\u2028x"}}).encode(),
          "application/json"),
-        (b"--xyz\r\nContent-Disposition: form-data; name=\"subject\"\r\n\r\nhi", "multipart/form-data; boundary=xyz"),
+        (b"--xyz\r\nContent-Disposition: form-data; name=\"subject\"\r\n\r\nhi",
+         "multipart/form-data; boundary=xyz"),
         (b"no boundary at all", "multipart/form-data"),
         (b"subject=hi", "application/x-www-form-urlencoded"),
         (b"<ticket/>", "application/xml"),
@@ -430,7 +427,8 @@ def test_listing_filters_by_portal_state_and_updated_since_and_pages(door: Door)
     closed = door.client.get("/api/v1/tickets", params={**view, "status": "closed"}).json()
     assert [t["number"] for t in closed["items"]] == [numbers[0]]
     assert closed["items"][0]["status"]["colour"] == "green"
-    open_ones = door.client.get("/api/v1/tickets", params={**view, "status": ["in_progress", "reply_expected"]})
+    open_ones = door.client.get("/api/v1/tickets",
+                                params={**view, "status": ["in_progress", "reply_expected"]})
     assert {t["number"] for t in open_ones.json()["items"]} == set(numbers[1:])
     first = door.client.get("/api/v1/tickets", params={**view, "limit": 2}).json()
     assert (first["total"], len(first["items"])) == (5, 2) and first["next"]
