@@ -5,22 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 
 from gateway.config import HttpConfig
+from gateway.errors import TicketgateError
 
 log = logging.getLogger("gateway.web")
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the service owns SIGTERM and tells us to stop."""
+    """uvicorn without its own signal handlers (the service owns SIGTERM and tells us to stop),
+    and without its sys.exit when the address cannot be bound (an error we report instead)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            raise OSError("could not bind the address (in use, or not ours)") from None
 
 
 class HttpServer:
@@ -38,11 +47,13 @@ class HttpServer:
         task = asyncio.create_task(self.server.serve())
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:  # it ended on its own: uvicorn exits when the port is taken
+        if task in done:  # it ended on its own: it could not start
             waiter.cancel()
-            with contextlib.suppress(SystemExit):
+            try:
                 task.result()
-            raise OSError(f"HTTP server on {self.listen} could not serve (address in use?)")
+            except OSError as exc:
+                raise TicketgateError(f"[http] listen {self.listen}: could not serve: {exc}") from None
+            raise TicketgateError(f"[http] listen {self.listen}: the server stopped by itself")
         self.server.should_exit = True
         await task
 
