@@ -343,6 +343,10 @@ def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int
         raw = RawMail(entry.raw, f"retry:{entry.mailbox}",
                       channel=box.channel if box else config.channels[0].name,
                       source=box.source if box else "email")
+        if entry.mailbox.startswith("api:"):  # an HTTP submission: its fields are in its headers
+            from gateway.web.api.submit import kept_submission
+
+            raw = kept_submission(config, entry.raw, entry.mailbox)
     result = process(engine, config, raw, keep_failures=False, rules=_rules_in_force(config))
     if result.outcome == "quarantined":
         with transaction(engine) as session:

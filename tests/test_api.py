@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -18,7 +19,9 @@ from sqlmodel import select
 
 from gateway.intake.raw import RawMail
 from gateway.pipeline import process
-from gateway.web.tokens import create_token, revoke_token
+from gateway.web.api.models import TicketIn
+from gateway.web.api.submit import Draft, kept_submission, message_id_for, render
+from gateway.web.tokens import SCOPES, Client, create_token, revoke_token, token_hash
 from store.db import transaction
 from store.models import Attachment, Message, OutboxMail, Ticket
 from store.queries import ticket_by_number
@@ -463,3 +466,39 @@ def test_mail_from_a_portal_mailbox_is_a_portal_ticket(engine: Engine) -> None:
     assert process(engine, config, raw).outcome == "created"
     (ticket,) = tickets_in_store(engine)
     assert ticket.source == "portal"
+
+
+def test_a_retried_message_is_a_replay_even_after_the_thread_moved_on(door: Door) -> None:
+    number = door.create().json()["ticket"]["number"]
+    body = {"customer": {"email": "anna@acme.example"}, "text": "Foto anbei"}
+    first = door.client.post(f"/api/v1/tickets/{number}/messages", json=body,
+                             headers={"Idempotency-Key": "m-1"})
+    door.client.post(f"/api/v1/tickets/{number}/messages",
+                     json={"customer": {"email": "anna@acme.example"}, "text": "Und noch eins"})
+    again = door.client.post(f"/api/v1/tickets/{number}/messages", json=body,
+                             headers={"Idempotency-Key": "m-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["message"]["id"] == first.json()["message"]["id"]
+    detail = door.client.get(f"/api/v1/tickets/{number}", params={"customer": "anna@acme.example"})
+    assert [m["text"].strip() for m in detail.json()["messages"]] == [
+        "Seit heute früh kein Ausdruck.", "Foto anbei", "Und noch eins"]
+
+
+def test_a_quarantined_submission_retried_keeps_its_fields_and_its_idempotency(door: Door) -> None:
+    client = Client("test-4", frozenset(SCOPES), token_hash(door.token))
+    body = {"source": "portal", "customer": {"email": "anna@acme.example", "name": "Anna Kunde"},
+            "subject": "Drucker druckt nicht", "text": "Seit heute früh kein Ausdruck.",
+            "asset": "PRN-1"}
+    sent = TicketIn.model_validate(body).model_dump_json(exclude={"attachments"})
+    draft = Draft(source="portal", email="anna@acme.example", name="Anna Kunde",
+                  subject=str(body["subject"]), text=str(body["text"]), html="", channel="support",
+                  asset="PRN-1", request=f"POST /tickets\0{sent}")
+    data = render(door.config, draft, message_id_for(door.config, client, "q-1"), client,
+                  datetime.now(UTC))
+    raw = kept_submission(door.config, data, "api:test-4")  # as `quarantine retry` rebuilds it
+    assert (raw.source, raw.submission and raw.submission.asset) == ("portal", "PRN-1")
+    done = process(door.engine, door.config, raw)
+    assert done.outcome == "created"
+    replay = door.create(key="q-1", asset="PRN-1")  # the client retries after the outage
+    assert (replay.status_code, replay.json()["ticket"]["number"]) == (200, done.ticket_number)
+    assert replay.json()["ticket"]["asset"] == "PRN-1"

@@ -11,7 +11,6 @@ ticket on a retry.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +20,8 @@ from email.utils import format_datetime, formataddr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from gateway.config import Config
+from gateway.config import LANGUAGES, Config
+from gateway.configmodels import SOURCES
 from gateway.intake.attachments import safe_filename
 from gateway.intake.htmltext import SANITIZERS
 from gateway.intake.parse import parse_mail
@@ -33,6 +33,8 @@ from gateway.web.problems import Problem
 from gateway.web.tokens import Client
 from store.keys import message_key
 from store.models import Message, Ticket
+
+FINGERPRINT = "X-Ticketgate-Request-Hash"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Draft:
     asset: str | None = None
     language: str | None = None
     in_reply_to: str | None = None  # a Message-ID of the ticket it answers
+    request: str = ""  # what the client sent (route and document): an idempotent retry repeats it
 
 
 def _clean(text: str) -> str:
@@ -69,10 +72,8 @@ def _clean(text: str) -> str:
 
 
 def fingerprint(draft: Draft) -> str:
-    """SHA-256 over every field the client sent: an idempotent retry must match it exactly."""
-    digest = hashlib.sha256()
-    fields = {k: v for k, v in draft.__dict__.items() if k != "files"}
-    digest.update(json.dumps(fields, sort_keys=True, ensure_ascii=True).encode())
+    """SHA-256 over what the client sent (not what we derived, such as the thread): a retry matches."""
+    digest = hashlib.sha256(draft.request.encode("utf-8", "surrogatepass"))
     for item in draft.files:
         digest.update(f"\0{item.filename}\0{item.content_type}\0".encode("utf-8", "replace"))
         digest.update(hashlib.sha256(item.data).digest())
@@ -107,6 +108,7 @@ def render(config: Config, draft: Draft, message_id: str, client: Client, now: d
             mail[f"X-Ticketgate-{name}"] = header_safe(_clean(value))
     if draft.language:
         mail["Content-Language"] = draft.language
+    mail[FINGERPRINT] = fingerprint(draft)
     text, html = _clean(draft.text), _clean(draft.html)
     if html and not text:
         mail.set_content(html, subtype="html", charset="utf-8")
@@ -142,13 +144,35 @@ def submit(engine: Engine, config: Config, rules: list[Rule], client: Client, dr
                       f"(attachments base64-encoded), more than limits.max_message_bytes {limit}",
                       field="attachments" if draft.files else "text")
     parsed = parse_mail(data, SANITIZERS[config.html_sanitizer])
-    submission = Submission(organisation=draft.organisation, category=draft.category,
-                            asset=draft.asset, language=draft.language,
-                            fingerprint=fingerprint(draft), exclusive=idempotency_key is not None)
+    submission = submission_of(parsed.headers, exclusive=idempotency_key is not None)
     raw = RawMail(data, f"api:{client.name}", channel=draft.channel, source=draft.source,
                   submission=submission)
     disposition = process(engine, config, raw, now, rules=rules, parsed=parsed)
     return Result(disposition, message_key(parsed.message_id))
+
+
+def submission_of(headers: dict[str, list[str]], exclusive: bool) -> Submission:
+    """The submission's fields from the headers of its rendering (also for a quarantine retry)."""
+    def first(name: str) -> str | None:
+        values = headers.get(name.lower())
+        return values[0].strip() or None if values else None
+
+    language = first("Content-Language")
+    return Submission(organisation=first("X-Ticketgate-Organisation"),
+                      category=first("X-Ticketgate-Category"), asset=first("X-Ticketgate-Asset"),
+                      language=language if language in LANGUAGES else None,
+                      fingerprint=first(FINGERPRINT) or "", exclusive=exclusive)
+
+
+def kept_submission(config: Config, data: bytes, mailbox: str) -> RawMail:
+    """A quarantined API submission made ready to run again, with the fields it came with."""
+    parsed = parse_mail(data, SANITIZERS[config.html_sanitizer])
+    source = parsed.header("X-Ticketgate-Source").strip()
+    to = parsed.to[0].address if parsed.to else ""
+    channel = next((c.name for c in config.channels if c.address == to), config.channels[0].name)
+    return RawMail(data, f"retry:{mailbox}", channel=channel,
+                   source=source if source in SOURCES else "api",
+                   submission=submission_of(parsed.headers, exclusive=True))
 
 
 def thread_id(session: Session, ticket: Ticket) -> str | None:

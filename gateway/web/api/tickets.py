@@ -108,7 +108,8 @@ async def create_ticket(request: Request, client: Writer, idempotency_key: Idemp
     draft = Draft(source=doc.source, email=doc.customer.email, name=doc.customer.name,
                   subject=doc.subject, text=doc.text, html=doc.html, channel=channel, files=uploads,
                   organisation=doc.organisation, category=doc.category, asset=doc.asset,
-                  language=doc.customer.language)
+                  language=doc.customer.language,
+                  request=f"POST /tickets\0{doc.model_dump_json(exclude={'attachments'})}")
     viewer = Viewer(customer=doc.customer.email)
     return await run_in_threadpool(_submit_and_answer, web, client, draft, key, viewer)
 
@@ -219,8 +220,9 @@ async def add_message(request: Request, number: str, client: Writer,
     _customer(web, doc.customer)
     if not (doc.text.strip() or doc.html.strip() or uploads):
         raise Problem(422, "validation", "text: a message needs text, html or attachments", field="text")
+    sent = f"POST /tickets/{number}/messages\0{doc.model_dump_json(exclude={'attachments'})}"
     return await run_in_threadpool(_reply, web, client, number, doc.customer, doc.text, doc.html,
-                                   uploads, key, False)
+                                   uploads, key, sent)
 
 
 @router.post("/tickets/{number}/close", response_model=Submitted, openapi_extra=_body("CloseIn"),
@@ -234,12 +236,14 @@ async def close_ticket(request: Request, number: str, client: Writer,
     key = _key(idempotency_key)
     _customer(web, doc.customer)
     return await run_in_threadpool(_reply, web, client, number, doc.customer,
-                                   f"#close\n\n{doc.text}".rstrip(), "", [], key, True)
+                                   f"#close\n\n{doc.text}".rstrip(), "", [], key,
+                                   f"POST /tickets/{number}/close\0{doc.model_dump_json()}")
 
 
 def _reply(web: WebContext, client: Client, number: str, customer: Customer, text: str, html: str,
-           uploads: list[Upload], key: str | None, closing: bool) -> Response:
+           uploads: list[Upload], key: str | None, request: str) -> Response:
     """A customer message on a visible ticket through the pipeline, threaded by In-Reply-To."""
+    closing = "/close\0" in request
     viewer = Viewer(customer=customer.email)
     with store_errors(), transaction(web.engine) as session:
         ticket = visible_ticket(session, viewer, number)
@@ -256,7 +260,7 @@ def _reply(web: WebContext, client: Client, number: str, customer: Customer, tex
         draft = Draft(source=ticket.source, email=customer.email, name=customer.name,
                       subject=f"Re: {ticket.subject}", text=text, html=html,
                       channel=ticket.channel, files=uploads, language=customer.language,
-                      in_reply_to=thread_id(session, ticket))
+                      in_reply_to=thread_id(session, ticket), request=request)
     response = _submit_and_answer(web, client, draft, key, viewer)
     if closing and response.status_code in (200, 201):
         return _closed_answer(web, number, viewer)
