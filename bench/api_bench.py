@@ -142,7 +142,14 @@ def main() -> None:
             "the store holds exactly one ticket per request.\n\n"
             "| database | concurrent clients | requests | tickets/s | median ms | p99 ms |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-            "Mail ingest over IMAP on the same machine: see the ingest section (58 mails/s).")
+            "Where the time goes: the pipeline itself. `submit` called in-process, without HTTP, "
+            "takes about 26 ms a ticket on SQLite and 46 ms on PostgreSQL here (new tickets are the "
+            "dearest kind of mail: numbering, contact, watchers, rule hits, two outbox rows); "
+            "HTTP, JSON, auth and the MIME rendering add a few ms. More clients raise throughput "
+            "only a little because each ticket's transaction holds the SQLite write lock "
+            "(`BEGIN IMMEDIATE`), and waiting writers are not served in order, hence the long p99 "
+            "under contention. Mail ingest over IMAP on the same machine: see the ingest section "
+            "(58 mails/s for a mix that is mostly follow-ups and dropped mail).")
     write_section("api", command, body)
 
 
