@@ -76,6 +76,8 @@ async def test_a_receiver_down_for_a_while_gets_every_signed_event_and_repeats_s
     assert [r.attempts for r in rows(door.engine)] == [3, 0, 0, 0, 0, 0, 0]
     receiver.start()
     receiver.fail_once.add(events[2][1])  # processed, then answered 500: comes again
+    early = await deliver(door.config, door.engine, now + timedelta(hours=2, seconds=1))
+    assert (early.sent, receiver.received) == (0, [])  # the first is not due: the rest wait for it
     later = now + timedelta(days=1)
     for step in range(10):
         result = await deliver(door.config, door.engine, later + timedelta(hours=step))
