@@ -20,6 +20,7 @@ from sqlmodel import Session, col, func, select
 
 from gateway.config import Config, MailboxConfig
 from gateway.outbound.events import backlog
+from gateway.outbound.flush import aware
 from gateway.views.public import stamp
 from store.models import MailboxLease, OutboxMail
 
@@ -99,9 +100,7 @@ def _mailbox(box: MailboxConfig, health: Health | None, lease: MailboxLease | No
     """One mailbox: drained recently (here, or by the process holding its lease)?"""
     state = health.mailboxes.get(box.name) if health else None
     gap = allowed_gap(box)
-    renewed = lease.renewed_at if lease else None
-    if renewed is not None and renewed.tzinfo is None:
-        renewed = renewed.replace(tzinfo=UTC)
+    renewed = aware(lease.renewed_at) if lease else None
     if state is not None:  # drained by this process
         since = state.last_good_poll or (health.started if health else now)
         ok = now - since <= gap

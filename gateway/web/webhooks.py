@@ -29,6 +29,7 @@ from sqlmodel import Session, col, func, select
 from gateway.config import Config, WebhookConfig
 from gateway.errors import TemporaryError, store_errors
 from gateway.metrics import WEBHOOKS
+from gateway.outbound.flush import aware
 from gateway.retry import backoff
 from store.db import transaction
 from store.models import WebhookDelivery
@@ -67,11 +68,6 @@ class DeliveryResult:
     retried: int = 0
     failed: int = 0
     next_due: datetime | None = None
-
-
-def aware(moment: datetime) -> datetime:
-    """Times read back from SQLite lack their zone: they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def claim(engine: Engine, now: datetime, limit: int = BATCH) -> list[int]:
