@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -225,3 +226,16 @@ def test_rulebook_reloads_and_keeps_last_good(tmp_path: Path, caplog: pytest.Log
     (tmp_path / "05-b.toml").write_text('[[rule]]\nname = "b"\non = "ticket.created"\n'
                                         'then.tag = "x"\n', "utf-8")
     assert [r.name for r in book.current()] == ["b", "p4"]  # file-name order
+
+
+def test_rulebook_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+    """Within the file system's timestamp granularity an edit can leave (mtime, size) alone."""
+    path = tmp_path / "10-a.toml"
+    path.write_text('[[rule]]\nname = "p3"\non = "ticket.created"\nthen.priority = 3\n', "utf-8")
+    book = RuleBook(tmp_path, VOCAB)
+    assert [r.name for r in book.current()] == ["p3"]
+    before = path.stat()
+    path.write_text('[[rule]]\nname = "p7"\non = "ticket.created"\nthen.priority = 7\n', "utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_mtime_ns, path.stat().st_size) == (before.st_mtime_ns, before.st_size)
+    assert [(r.name, r.actions["priority"]) for r in book.current()] == [("p7", 7)]

@@ -6,6 +6,7 @@ that file stays in force, so a broken edit never stops mail intake.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import tomllib
@@ -67,11 +68,12 @@ def _locate(text: str, starts: list[int], index: int, key: str) -> int:
     return first
 
 
-def parse_rule_file(path: Path, vocab: Vocabulary) -> tuple[list[Rule], list[RuleFileError]]:
-    """The rules of one file, or the errors that make it unusable."""
+def parse_rule_file(path: Path, vocab: Vocabulary,
+                    content: bytes | None = None) -> tuple[list[Rule], list[RuleFileError]]:
+    """The rules of one file (its content when already read), or the errors that make it unusable."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (path.read_bytes() if content is None else content).decode("utf-8")
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
@@ -148,43 +150,48 @@ def load_rules(folder: Path, vocab: Vocabulary) -> tuple[list[Rule], list[RuleFi
 
 @dataclass
 class RuleBook:
-    """The rules in force; reloads changed files, keeping a broken file's last good version."""
+    """The rules in force; reloads changed files, keeping a broken file's last good version.
+
+    A file counts as changed when its content hash changes: an edit that keeps the size
+    within the file system's timestamp granularity leaves (mtime, size) as they were.
+    """
 
     folder: Path | None
     vocab: Vocabulary
-    _files: dict[Path, tuple[tuple[int, int], list[Rule]]] = field(default_factory=dict)
-    _reported: set[tuple[Path, tuple[int, int]]] = field(default_factory=set)
+    _files: dict[Path, tuple[str, list[Rule]]] = field(default_factory=dict)
+    _reported: set[tuple[Path, str]] = field(default_factory=set)
     _rules: list[Rule] = field(default_factory=list)
 
     def current(self) -> list[Rule]:
-        """The rules now in force (cheap when nothing changed: one stat per file)."""
+        """The rules now in force (cheap when nothing changed: one read and hash per file)."""
         if self.folder is None:
             return []
         try:
-            paths = sorted(self.folder.glob("*.toml"))
-            stamps = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in paths}
+            contents = {p: p.read_bytes() for p in sorted(self.folder.glob("*.toml"))}
         except OSError as exc:
             log.error("rules folder %s unreadable: %s; keeping the rules in force", self.folder, exc)
             return self._rules
-        if set(stamps) == set(self._files) and all(self._files[p][0] == s for p, s in stamps.items()):
+        digests = {p: hashlib.sha256(data).hexdigest() for p, data in contents.items()}
+        if set(digests) == set(self._files) and all(
+                self._files[p][0] == d for p, d in digests.items()):
             return self._rules
-        files: dict[Path, tuple[tuple[int, int], list[Rule]]] = {}
-        for path, stamp in stamps.items():
+        files: dict[Path, tuple[str, list[Rule]]] = {}
+        for path, digest in digests.items():
             known = self._files.get(path)
-            if known is not None and known[0] == stamp:
+            if known is not None and known[0] == digest:
                 files[path] = known
                 continue
-            found, errors = parse_rule_file(path, self.vocab)
+            found, errors = parse_rule_file(path, self.vocab, contents[path])
             if errors:
-                if (path, stamp) not in self._reported:
-                    self._reported.add((path, stamp))
+                if (path, digest) not in self._reported:
+                    self._reported.add((path, digest))
                     for error in errors:
                         log.error("%s (the file's last good rules stay in force)", error)
-                files[path] = (stamp, known[1] if known else [])
+                files[path] = (digest, known[1] if known else [])
                 continue
             if known is not None:
                 log.info("%s reloaded: %d rule(s)", path, len(found))
-            files[path] = (stamp, found)
+            files[path] = (digest, found)
         self._files = files
         self._rules = [rule for path in sorted(files) for rule in files[path][1]]
         return self._rules
