@@ -1,13 +1,17 @@
-"""Parse-ahead in a worker process gives the same result, and a dead worker loses nothing."""
+"""Parse-ahead in a worker process: the same result, a dead worker loses nothing, a dead service
+leaves no worker behind."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 from gateway.intake.parse import parse_mail
 from gateway.intake.parsepool import MIN_BATCH, ParsePool
-from tests.conftest import mail
+from tests.conftest import ROOT, mail
+from tests.processes import Proc, descendants, kill_all, wait_gone
 
 
 async def test_worker_parses_like_the_main_process() -> None:
@@ -46,3 +50,38 @@ async def test_a_killed_worker_turns_parse_ahead_off() -> None:
     assert None in results  # those mails are parsed by the pipeline instead
     assert pool.workers == 0
     assert pool.parse_ahead(mails) == [None] * MIN_BATCH
+
+
+SERVICE_WITH_A_WORKER = """
+import asyncio, sys, time
+from gateway.intake.parsepool import MIN_BATCH, ParsePool
+from tests.conftest import mail
+
+async def main():
+    pool = ParsePool(1, "nh3", 10_000_000)
+    [await pool.result(job) for job in pool.parse_ahead([mail(n) for n in range(MIN_BATCH)])]
+    print("parsed", flush=True)
+    time.sleep(600)  # until the test kills it
+
+asyncio.run(main())
+"""
+
+
+def test_worker_and_resource_tracker_exit_when_the_service_is_killed() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    service = subprocess.Popen([sys.executable, "-c", SERVICE_WITH_A_WORKER], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE)
+    below: set[Proc] = set()
+    try:
+        assert service.stdout is not None and service.stdout.readline() == b"parsed\n"
+        below = descendants(service.pid)
+        kinds = sorted("tracker" if "resource_tracker" in p.cmdline else "worker" for p in below)
+        assert kinds == ["tracker", "worker"], below
+        service.send_signal(signal.SIGKILL)
+        assert service.wait(timeout=30) == -signal.SIGKILL
+        left = wait_gone(below, timeout=30)
+    finally:
+        service.kill()
+        service.wait()
+        kill_all(below)  # reap what the test started, even when the assertion below fails
+    assert left == set(), f"left behind after SIGKILL of the service: {left}"

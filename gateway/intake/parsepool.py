@@ -3,6 +3,7 @@
 Parsing is pure CPU and needs no database, so on a machine with a second core a batch of
 fetched mails is handed to a worker process while the main process stores them in order.
 Small batches (the IDLE path: one mail at a time) are parsed in place: no latency is added.
+The worker ends itself when the service dies, even by SIGKILL: no orphan keeps running.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from gateway.intake.htmltext import SANITIZERS
@@ -18,6 +21,26 @@ from gateway.intake.parse import ParsedMail, parse_mail
 log = logging.getLogger("gateway.parse")
 
 MIN_BATCH = 8
+
+
+def exit_with_parent() -> None:
+    """Worker initializer: a thread that ends the worker as soon as the service is gone.
+
+    A spawned child holds a pipe whose other end only its parent keeps open
+    (``multiprocessing.parent_process()``'s sentinel), so the thread wakes on the parent's
+    death itself, however it died, with no polling. Unlike ``PR_SET_PDEATHSIG`` this is not
+    Linux-only and does not fire when merely the parent *thread* that started the worker
+    ends. With the worker gone, the resource tracker sees its pipe close and exits too.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing: nothing to watch
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the sentinel pipe is closed
+        os._exit(1)  # no cleanup to do: the parent that wanted the results is gone
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def parse_in_worker(data: bytes, sanitizer: str) -> ParsedMail | None:
@@ -41,7 +64,8 @@ class ParsePool:
             return [None] * len(mails)
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                             initializer=exit_with_parent)
         pool = self._pool
         futures: list[asyncio.Future[ParsedMail | None] | None] = []
         for data in mails:
