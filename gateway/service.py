@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporaryError, TemporarySourceError, store_errors
-from gateway.intake.imap import ImapMailbox
+from gateway.intake.imap import ImapMailbox, uid_set
 from gateway.intake.parsepool import ParsePool
 from gateway.metrics import IMAP_RECONNECTS
 from gateway.outbound.worker import OutboxWorker
@@ -49,8 +49,13 @@ class PollResult:
 
 
 async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
-                    rules: RuleBook | None = None, parser: ParsePool | None = None) -> PollResult:
-    """Process every mail waiting in the folder now; flag or move each only after it committed."""
+                    rules: RuleBook | None = None, parser: ParsePool | None = None,
+                    stop: asyncio.Event | None = None) -> PollResult:
+    """Process every mail waiting in the folder now; flag or move each only after it committed.
+
+    Once stop is set, the pass ends after the batch in flight: shutdown waits for one batch,
+    not for a whole backlog.
+    """
     cfg = box.config
     result = PollResult()
     move_mode = bool(cfg.processed_folder)
@@ -60,6 +65,8 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
             first = last_uid(session, cfg.name, box.uidvalidity) + 1
     uids = await box.search(first)
     for start in range(0, len(uids), cfg.batch_size):
+        if stop is not None and stop.is_set():
+            break
         batch = uids[start:start + cfg.batch_size]
         with transaction(engine) as session:
             done = processed_uids(session, cfg.name, box.uidvalidity, batch)
@@ -75,6 +82,9 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
         failed: list[int] = []
         in_force = rules.current() if rules is not None else []
         fetched = await box.fetch(todo)
+        if fetched:  # which process fetched which mail: the record two services are judged by
+            log.info("%s fetched %d mail(s): UIDs %s", cfg.name, len(fetched),
+                     uid_set([uid for uid, _ in fetched]))
         ahead = parser.parse_ahead([data for _, data in fetched]) if parser else [None] * len(fetched)
         for (uid, data), parsing in zip(fetched, ahead, strict=True):
             raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, cfg.source)
@@ -154,7 +164,8 @@ class MailboxWorker:
                         self.uidvalidity, box.uidvalidity)
         self.uidvalidity = box.uidvalidity
         while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
-            result = await poll_once(box, self.engine, self.config, self.rules, self.parser)
+            result = await poll_once(box, self.engine, self.config, self.rules, self.parser,
+                                     self.stop)
             _add(total, result)
             self.health.polled(self.cfg.name)
             self.failures = 0

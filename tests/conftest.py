@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from gateway.config import Config, parse_config
 from store.db import make_engine, migrate
+from tests.processes import Proc, descendants, kill_all, wait_gone
 from tests.servers import postgres
 from tests.servers.dovecot import Dovecot, ensure_installed
 
@@ -80,6 +84,27 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
     server = Dovecot.start(tmp_path_factory.mktemp("dovecot"))
     yield server
     server.kill()
+
+
+# What an older IMAP server offers: no MOVE, so mail is settled by COPY, STORE and EXPUNGE.
+WITHOUT_MOVE = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS"
+
+
+@pytest.fixture(scope="session")
+def dovecot_without_move(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A second private Dovecot that does not advertise MOVE."""
+    ensure_installed()
+    server = Dovecot.start(tmp_path_factory.mktemp("dovecot-nomove"), capability=WITHOUT_MOVE)
+    yield server
+    server.kill()
+
+
+@pytest.fixture(params=["move", "no-move"])
+def imap_server(request: pytest.FixtureRequest) -> Dovecot:
+    """Each kind of IMAP server: with MOVE, and without (COPY, STORE, EXPUNGE)."""
+    name = "dovecot" if request.param == "move" else "dovecot_without_move"
+    server: Dovecot = request.getfixturevalue(name)
+    return server
 
 
 _FOLDERS = itertools.count(1)
@@ -156,3 +181,36 @@ def start_service(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "gateway.cli", "--config", str(config),
                                  "run", *args], cwd=ROOT, stdout=out, stderr=out, env=env)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A service that was stopped: its exit code, what it had started, what outlived it."""
+
+    code: int
+    started: frozenset[Proc]
+    left: frozenset[Proc]
+
+
+def stop_service(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM,
+                 timeout: float = 60.0) -> Stopped:
+    """Signal a service and reap it and everything it started (never raises: assert after).
+
+    For SIGKILL it is frozen first (SIGSTOP), so the list of its processes is complete. A
+    service still running after timeout is killed; whatever outlives it is reported in
+    `left` (after waiting up to 15 s for it to exit on its own) and then killed.
+    """
+    if sig == signal.SIGKILL:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGSTOP)
+    started = descendants(proc.pid)
+    proc.send_signal(sig)
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        started |= descendants(proc.pid)
+        proc.kill()
+        code = proc.wait()
+    left = wait_gone(started, timeout=15)
+    kill_all(left)
+    return Stopped(code, frozenset(started), frozenset(left))

@@ -1,9 +1,11 @@
-"""Crash safety: SIGKILL at random points, Dovecot restarts, two services at once: every mail once."""
+"""Crash safety: SIGKILL at random points, Dovecot restarts, two services at once: every mail
+once, and no process left behind."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -15,7 +17,8 @@ from sqlmodel import func, select
 
 from store.db import transaction
 from store.models import Message
-from tests.conftest import mail, start_service, write_config
+from tests.conftest import Stopped, mail, start_service, stop_service, write_config
+from tests.processes import Proc
 from tests.servers.dovecot import Dovecot
 
 pytestmark = pytest.mark.slow
@@ -51,13 +54,29 @@ def _seed(dovecot: Dovecot, folder: str, n: int) -> set[str]:
     return {f"m-{folder}-{i}@example.org" for i in range(n)}
 
 
+def _fetched_uids(log: Path, box: str) -> list[int]:
+    """Every UID this process fetched, from its log ("BOX fetched N mail(s): UIDs 1:25,27")."""
+    uids: list[int] = []
+    for found in re.finditer(rf"^.*{re.escape(box)} fetched \d+ mail\(s\): UIDs (\S+)$",
+                             log.read_text(), re.MULTILINE):
+        for run in found.group(1).split(","):
+            first, _, last = run.partition(":")
+            uids.extend(range(int(first), int(last or first) + 1))
+    return uids
+
+
+def _is_parse_worker(proc: Proc) -> bool:
+    return "multiprocessing.spawn" in proc.cmdline
+
+
+@pytest.mark.parametrize("imap_server", ["move", "no-move"], indirect=True)
 def test_sigkill_at_random_points_loses_and_doubles_nothing(
-    engine: Engine, dovecot: Dovecot, folder: str, tmp_path: Path
+    engine: Engine, imap_server: Dovecot, folder: str, tmp_path: Path
 ) -> None:
-    expected = _seed(dovecot, folder, 400)
-    config = write_config(tmp_path / "config.toml", engine, dovecot, folder)
+    expected = _seed(imap_server, folder, 400)
+    config = write_config(tmp_path / "config.toml", engine, imap_server, folder)
     rng = random.Random(os.environ.get("TICKETGATE_CRASH_SEED", "20261123"))
-    kills = 0
+    killed: list[Stopped] = []
     for _round in range(6):
         before = _stored(engine)[0]
         if before == len(expected):
@@ -67,13 +86,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         _wait_for(lambda b=before, p=proc: _stored(engine)[0] > b or p.poll() is not None,
                   60, "the service to store a mail")
         time.sleep(rng.uniform(0.0, 0.6))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
-    assert kills >= 3, "the service finished too fast to be killed mid-run"
+        killed.append(stop_service(proc, signal.SIGKILL))
+    assert len(killed) >= 3, "the service finished too fast to be killed mid-run"
+    # Each service had its parse worker (and resource tracker) when it died; none outlived it.
+    assert all(any(_is_parse_worker(p) for p in k.started) for k in killed), killed
+    assert [k.left for k in killed] == [frozenset()] * len(killed)
     final = start_service(config, "--once", log=tmp_path / "service.log")
     assert final.wait(timeout=120) == 0, (tmp_path / "service.log").read_text()[-3000:]
-    _assert_exactly_once(engine, dovecot, folder, expected)
+    _assert_exactly_once(engine, imap_server, folder, expected)
 
 
 def test_dovecot_restarts_mid_run_lose_and_double_nothing(
@@ -91,27 +111,49 @@ def test_dovecot_restarts_mid_run_lose_and_double_nothing(
         _wait_for(lambda: _stored(engine)[0] >= len(expected), 120, "all mail after restarts")
         _wait_for(lambda: dovecot.count(folder=folder) == 0, 60, "all mail moved")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-    assert code == 0, (tmp_path / "service.log").read_text()[-3000:]
+        stopped = stop_service(proc)
+    assert stopped.code == 0, (tmp_path / "service.log").read_text()[-3000:]
+    assert stopped.left == frozenset()
     _assert_exactly_once(engine, dovecot, folder, expected)
     log = (tmp_path / "service.log").read_text()
     assert log.count("unavailable, retrying") <= 2 * 2  # one line per outage, not per attempt
 
 
-def test_two_services_on_one_mailbox_store_each_mail_once(
-    engine: Engine, dovecot: Dovecot, folder: str, tmp_path: Path
+@pytest.mark.parametrize("imap_server", ["move", "no-move"], indirect=True)
+def test_two_services_at_once_never_fetch_the_same_mail(
+    engine: Engine, imap_server: Dovecot, folder: str, tmp_path: Path
 ) -> None:
-    expected = _seed(dovecot, folder, 300)
-    config = write_config(tmp_path / "config.toml", engine, dovecot, folder)
-    first = start_service(config, "--once", log=tmp_path / "a.log")
-    second = start_service(config, "--once", log=tmp_path / "b.log")
-    assert first.wait(timeout=180) == 0, (tmp_path / "a.log").read_text()[-3000:]
-    assert second.wait(timeout=180) == 0, (tmp_path / "b.log").read_text()[-3000:]
-    # A mail one process had fetched when the other moved it is picked up by the next pass.
-    last = start_service(config, "--once", log=tmp_path / "c.log")
-    assert last.wait(timeout=120) == 0
-    _assert_exactly_once(engine, dovecot, folder, expected)
+    """Both run at once on a large mailbox; the one draining it stops mid-way, the other takes
+    over. Without MOVE the lease is all that keeps both from copying the same mails."""
+    expected = _seed(imap_server, folder, 400)
+    config = write_config(tmp_path / "config.toml", engine, imap_server, folder)
+    box = f"box-{folder}"
+    logs = {name: tmp_path / f"{name}.log" for name in "ab"}
+    procs = {name: start_service(config, log=log) for name, log in logs.items()}  # together
+    stopped: dict[str, Stopped] = {}
+    try:
+        _wait_for(lambda: _stored(engine)[0] >= 100, 60, "100 mails stored")
+        fetching = [name for name, log in logs.items() if _fetched_uids(log, box)]
+        assert len(fetching) == 1, "both services are fetching from the mailbox at once"
+        first, other = fetching[0], ({"a", "b"} - set(fetching)).pop()
+        _wait_for(lambda: "held by another process" in logs[other].read_text(), 60,
+                  "the second service to find the mailbox taken")
+        stopped[first] = stop_service(procs[first])  # mid-mailbox: ends after its batch
+        left_over = len(expected) - _stored(engine)[0]
+        _wait_for(lambda: _stored(engine)[0] == len(expected), 120, "the rest of the mailbox")
+        _wait_for(lambda: imap_server.count(folder=folder) == 0, 60, "every mail moved")
+    finally:
+        for name, proc in procs.items():
+            stopped.setdefault(name, stop_service(proc))
+    assert [s.code for s in stopped.values()] == [0, 0]
+    assert [s.left for s in stopped.values()] == [frozenset(), frozenset()]
+    assert left_over > 0, "the first service had finished the mailbox before it was stopped"
+    by_first, by_other = _fetched_uids(logs[first], box), _fetched_uids(logs[other], box)
+    assert by_first and by_other  # each drained a part: the lease was handed over
+    both = sorted(set(by_first) & set(by_other))
+    assert both == [], f"{len(both)} mails fetched by both services, e.g. UIDs {both[:10]}"
+    assert len(by_first) + len(by_other) == len(expected)  # and neither fetched one twice
+    _assert_exactly_once(engine, imap_server, folder, expected)
 
 
 def test_sigterm_while_idle_stops_at_once(engine: Engine, dovecot: Dovecot, folder: str,
@@ -126,8 +168,7 @@ def test_sigterm_while_idle_stops_at_once(engine: Engine, dovecot: Dovecot, fold
         _wait_for(lambda: dovecot.count(folder=folder) == 0, 30, "the mail moved")
     finally:
         started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-    assert code == 0
+        stopped = stop_service(proc)
+    assert stopped.code == 0 and stopped.left == frozenset()
     assert time.monotonic() - started < 10  # not poll_seconds later
     _assert_exactly_once(engine, dovecot, folder, expected)
