@@ -11,10 +11,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
 from gateway.config import Config
+from gateway.intake.imap import ImapMailbox
+from gateway.pipeline import RawMail, process
 from gateway.service import run_service
 from store.db import transaction
 from store.models import LedgerEntry, Message, QuarantinedMail, Ticket
-from tests.conftest import mail, mailbox_table, make_config
+from tests.conftest import WITHOUT_MOVE, mail, mailbox_table, make_config
 from tests.servers.dovecot import Dovecot
 
 
@@ -114,6 +116,46 @@ async def test_oversized_mail_is_quarantined_and_moved_to_failed(engine: Engine,
         entry = session.exec(select(QuarantinedMail)).one()
         assert "too large" in entry.reason and b"xxxxx" in entry.raw
         assert session.exec(select(func.count()).select_from(LedgerEntry)).one() == 2
+
+
+async def test_without_move_mail_is_copied_flagged_and_expunged(
+    engine: Engine, dovecot_without_move: Dovecot, folder: str
+) -> None:
+    server = dovecot_without_move
+    assert "MOVE" not in server.capabilities() and "MOVE" not in WITHOUT_MOVE.split()
+    config = _config(engine, server, folder, limits={"max_message_bytes": 2000}, batch_size=10)
+    server.seed([mail(f"{folder}-{n}") for n in range(25)], folder=folder)
+    server.append(mail(f"{folder}-big", body="x" * 5000), folder=folder)
+    result = await run_service(engine, config, once=True)
+    assert result[f"box-{folder}"].outcomes == {"created": 25, "quarantined": 1}
+    assert server.count(folder=folder) == 0  # expunged after the copy, nothing left flagged
+    assert server.message_ids(folder=f"{folder}/done") == [
+        f"<m-{folder}-{n}@example.org>" for n in range(25)]  # each copied once, in order
+    assert server.message_ids(folder=f"{folder}/failed") == [f"<m-{folder}-big@example.org>"]
+
+
+async def test_mail_committed_before_a_crash_is_moved_after_it_quarantined_to_failed(
+    engine: Engine, imap_server: Dovecot, folder: str
+) -> None:
+    """A pass stored both mails and died before it moved them: the next pass only moves them."""
+    config = _config(engine, imap_server, folder, limits={"max_message_bytes": 2000})
+    imap_server.append(mail(f"{folder}-ok"), folder=folder)
+    imap_server.append(mail(f"{folder}-big", body="x" * 5000), folder=folder)
+    cfg = config.mailboxes[0]
+    box = ImapMailbox(cfg)
+    await box.connect()
+    try:  # the crashed pass: fetched and committed, never settled
+        for uid, data in await box.fetch(await box.search(None)):
+            raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, "email")
+            assert process(engine, config, raw).outcome in {"created", "quarantined"}
+    finally:
+        await box.close()
+    result = (await run_service(engine, config, once=True))[cfg.name]
+    assert (result.fetched, result.settled_again) == (0, 2)  # nothing fetched or stored again
+    assert imap_server.count(folder=folder) == 0
+    assert imap_server.message_ids(folder=f"{folder}/done") == [f"<m-{folder}-ok@example.org>"]
+    assert imap_server.message_ids(folder=f"{folder}/failed") == [f"<m-{folder}-big@example.org>"]
+    assert len(_stored_ids(engine)) == 1
 
 
 async def test_idle_picks_up_new_mail_while_running(engine: Engine, dovecot: Dovecot,

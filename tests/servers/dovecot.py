@@ -549,6 +549,14 @@ service imap-login {{
                         ids.append(" ".join(str(value).split()))
         return ids
 
+    def capabilities(self, user: str = "support") -> set[str]:
+        """The capabilities the server advertises after login."""
+        with self._imap(user) as conn:
+            typ, data = conn.capability()
+        if typ != "OK" or not data or not isinstance(data[0], bytes):
+            raise RuntimeError(f"CAPABILITY failed: {data!r}")
+        return set(data[0].decode().upper().split())
+
     def count(self, user: str = "support", folder: str = "INBOX") -> int:
         """Return the number of mails in a folder (0 when it is missing)."""
         with self._imap(user) as conn:
