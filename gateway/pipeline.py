@@ -330,10 +330,11 @@ def notify(m: Inbound) -> Disposition | None:
     ticket, message, landing = m.ticket, m.message, m.landing
     assert message is not None and landing is not None
     if m.handled is not None and m.agent is not None:
-        notes = after_agent(m.session, m.config, ticket, message, m.agent, m.handled, m.now)
+        notes = after_agent(m.session, m.config, ticket, message, m.agent, m.handled,
+                            m.decisions, m.rules_changed_status, m.now)
     elif m.unproven and m.author.agent is not None:
         notes = unproven_agent(m.session, m.config, ticket, message, m.author.agent, m.commands,
-                               m.now)
+                               m.decisions, m.rules_changed_status, m.now)
     else:
         notes = after_inbound(m.session, m.config, ticket, message, m.mail, landing.outcome,
                               m.verdict, m.decisions, m.rules_changed_status or m.closing, m.now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +17,10 @@ from gateway.outbound.flush import flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import Disposition, RawMail, process
+from gateway.rules.loader import RuleBook, vocabulary
 from gateway.service import run_service
 from store.db import transaction
-from store.models import Message, Ticket, Watcher
+from store.models import Message, OutboxMail, Ticket, Watcher
 from tests.conftest import mail, mailbox_table
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
@@ -362,3 +364,54 @@ async def test_a_bottom_posted_internal_note_never_reaches_the_customer(engine: 
     assert (stored.kind, stored.public) == ("note", False)
     assert stored.text == "Customer is grumpy, max 10% discount."
     assert ticket(engine, created.ticket_number).priority == 8
+
+
+NOTE_RULES = """
+[[rule]]
+name = "agents' mails: the ticket waits internally, watchers hear of it"
+on = "message.received"
+when.author = "agent"
+then.status = "waiting_internal"
+then.notify = { template = "watcher/update", audience = "watchers" }
+"""
+SECRET = "SECRET-NOTE-7f3a: customer is difficult"
+
+
+@pytest.mark.parametrize("source", ["email", "portal"])
+async def test_rule_driven_customer_mails_after_an_internal_note_never_show_it(
+    engine: Engine, smtp: SmtpServer, tmp_path: Path, source: str
+) -> None:
+    """The watcher update and the status mail (portal: the portal update) render the message
+    they are about: for an internal note that must be nothing."""
+    config = agent_config(engine, smtp)
+    (tmp_path / "10-notes.toml").write_text(NOTE_RULES, "utf-8")
+    rules = RuleBook(tmp_path, vocabulary(config)).current()
+    created = process(engine, config, RawMail(mail("c1", "Drucker kaputt", "anna@acme.example",
+                                                   headers="Cc: bert@acme.example\r\n"), "in",
+                                              source=source), now=T0, rules=rules)
+    await flush(engine, config)
+    (note,) = smtp.handler.to("alice@example.com")
+    before = len(smtp.handler.delivered)
+    internal = agent_mail("n", note.message["Reply-To"], f"#internal\n{SECRET}")
+    result = process(engine, config, RawMail(internal, "in"), now=T0, rules=rules)
+    assert result.ticket_number == created.ticket_number
+    assert ticket(engine, created.ticket_number).status == "waiting_internal"  # the rule fired
+    await flush(engine, config)
+    new = smtp.handler.delivered[before:]
+    to_customers = [d for d in new if d.rcpt_tos != ["alice@example.com"]]
+    expected = "portal/ticket_update" if source == "portal" else "customer/status_changed"
+    assert sorted((d.rcpt_tos[0], _template(engine, d)) for d in to_customers) == [
+        ("anna@acme.example", expected), ("bert@acme.example", "watcher/update")]
+    for delivered in to_customers:
+        raw = delivered.data.decode("utf-8", "replace")
+        assert "SECRET-NOTE-7f3a" not in raw and "#internal" not in raw
+        assert "a-n@laptop.example.com" not in raw  # nor the note's Message-ID
+        assert delivered.message["In-Reply-To"] == "<m-c1@example.org>"  # the customer's thread
+
+
+def _template(engine: Engine, delivered: Any) -> str:
+    """The template an outbound mail was rendered from (looked up by its Message-ID)."""
+    with transaction(engine) as session:
+        row = session.exec(select(OutboxMail).join(Message).where(
+            Message.message_id == delivered.message["Message-ID"].strip("<>"))).one()
+    return row.template

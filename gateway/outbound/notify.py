@@ -79,7 +79,11 @@ class Planner:
                     recipients: Sequence[Recipient] | None = None,
                     extra: dict[str, Any] | None = None, from_name: str | None = None,
                     thread: Message | None = None) -> None:
-        """One mail to the customer (and any CC recipients given); never for internal tickets."""
+        """One mail to the customer (and any CC recipients given); never for internal tickets.
+
+        It threads under thread, else under about when that is public: an internal note's
+        Message-ID is no more the customer's business than its text.
+        """
         if self.ticket.type == "internal":
             self.notes.append(f"{template} not sent: internal ticket")
             return
@@ -101,7 +105,9 @@ class Planner:
         context["recipient"] = {"address": recipients[0].address, "name": recipients[0].name}
         context["message"] = message_context(about, public_only=True)
         context.update(extra or {})
-        self._queue(template, "customer", recipients, context, thread or about, auto,
+        if thread is None and about is not None and about.public:
+            thread = about
+        self._queue(template, "customer", recipients, context, thread, auto,
                     reply_to=self.channel.address, from_name=from_name or self.channel.display_name)
 
     def to_agent(self, template: str, agent: AgentConfig, about: Message | None,
@@ -152,11 +158,11 @@ class Planner:
         self.to_customer(template, inbound, auto="auto-replied",
                          recipients=[Recipient(address, inbound.from_name)])
 
-    def status_changed(self, about: Message | None) -> None:
+    def status_changed(self, about: Message | None, thread: Message | None = None) -> None:
         """Tell the customer the ticket's new status (closing has its own template)."""
         closed = self.ticket.status in ("resolved", "closed")
         self.to_customer("customer/closed" if closed else "customer/status_changed", about,
-                         auto="auto-generated")
+                         auto="auto-generated", thread=thread)
 
 
 def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Message,
@@ -185,11 +191,17 @@ def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Mes
                              recipients=[Recipient(watcher)])
     elif outcome == "rejected":
         plan.auto_reply("customer/rejected_followup", inbound, verdict)
-    if rules_changed_status and not verdict.automatic:
-        plan.status_changed(inbound)
-    for request in decisions.action_list("notify"):
-        _notify(plan, session, config, ticket, request, inbound)
+    _rule_mails(plan, decisions, inbound, rules_changed_status and not verdict.automatic)
     return plan.notes
+
+
+def _rule_mails(plan: Planner, decisions: Decisions, about: Message, status_changed: bool,
+                thread: Message | None = None) -> None:
+    """What the fired rules cause: the customer hears of a status change; each notify is sent."""
+    if status_changed:
+        plan.status_changed(about, thread)
+    for request in decisions.action_list("notify"):
+        _notify(plan, request, about, thread)
 
 
 def _agents_to_tell(session: Session, config: Config, plan: Planner, ticket: Ticket,
@@ -212,15 +224,17 @@ def _watchers(session: Session, ticket: Ticket, exclude: set[str], config: Confi
     return [address for address in rows if address not in skip]
 
 
-def _notify(plan: Planner, session: Session, config: Config, ticket: Ticket,
-            request: dict[str, str], about: Message) -> None:
+def _notify(plan: Planner, request: dict[str, str], about: Message,
+            thread: Message | None) -> None:
     """A rule's notify action: a template to an audience."""
     template, audience = request["template"], request["audience"]
+    ticket, config = plan.ticket, plan.config
     if audience == "customer":
-        plan.to_customer(template, about, auto="auto-generated")
+        plan.to_customer(template, about, auto="auto-generated", thread=thread)
     elif audience == "watchers":
-        for address in _watchers(session, ticket, exclude=set(), config=config):
-            plan.to_customer(template, about, auto="auto-generated", recipients=[Recipient(address)])
+        for address in _watchers(plan.session, ticket, exclude=set(), config=config):
+            plan.to_customer(template, about, auto="auto-generated", recipients=[Recipient(address)],
+                             thread=thread)
     else:
         agents = plan.agents() if audience == "agents" else [
             a for a in config.agents if a.name == ticket.owner]
@@ -254,31 +268,33 @@ def record_bounce(session: Session, config: Config, ticket: Ticket, mail: Parsed
 
 
 def after_agent(session: Session, config: Config, ticket: Ticket, message: Message,
-                agent: AgentConfig, handled: AgentResult, now: datetime) -> list[str]:
+                agent: AgentConfig, handled: AgentResult, decisions: Decisions,
+                rules_changed_status: bool, now: datetime) -> list[str]:
     """A proven agent's mail: relay a public reply to the customer, report the commands.
 
     Only a public reply with text is relayed; a reply that had nothing of the agent's own was
     stored as a note (``handled.not_relayed``) and the agent is told so, never sent empty.
+    Mails to customers thread under the customer's last mail: the agent's own Message-ID
+    stays private. The status shows in the acknowledgement and the relayed reply; otherwise
+    (a note, commands only) a status change gets its own mail, without the note.
     """
     plan = Planner(session, config, ticket, now)
+    last = _last_customer_mail(session, ticket)
+    status_shown = False
     if handled.outcome == "created" and ticket.type == "request":
         plan.to_customer("customer/acknowledgement", None, auto="auto-replied")
+        status_shown = True
     elif handled.public and message.text.strip():
         customer = plan.customer
         recipients = [Recipient(customer.address, customer.name)] if customer else []
         recipients += [Recipient(w, kind="cc") for w in _watchers(session, ticket, set(), config)]
         if recipients:
-            # Thread under the customer's last mail: the agent's own Message-ID stays private.
-            last = session.exec(
-                select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                      Message.kind == "customer")
-                .order_by(col(Message.id).desc())
-            ).first()
             plan.to_customer("customer/agent_reply", message, auto="no", recipients=recipients,
                              extra={"agent": {"display_name": agent.display_name}},
                              from_name=agent.display_name, thread=last)
-    elif handled.status_changed:
-        plan.status_changed(None)
+            status_shown = True
+    changed = (handled.status_changed or rules_changed_status) and not status_shown
+    _rule_mails(plan, decisions, message, changed, thread=last)
     if handled.results or handled.not_relayed:
         plan.to_agent("agent/command_result", agent, message,
                       extra={"results": handled.results, "reason": "",
@@ -286,10 +302,23 @@ def after_agent(session: Session, config: Config, ticket: Ticket, message: Messa
     return plan.notes
 
 
+def _last_customer_mail(session: Session, ticket: Ticket) -> Message | None:
+    """The customer's latest mail on the ticket: what mails caused by agents thread under."""
+    return session.exec(
+        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
+                              Message.kind == "customer")
+        .order_by(col(Message.id).desc())
+    ).first()
+
+
 def unproven_agent(session: Session, config: Config, ticket: Ticket, message: Message,
-                   agent: AgentConfig, commands: Sequence[Command], now: datetime) -> list[str]:
-    """A mail that only claims to be from an agent: stored as ordinary text; the agent hears why."""
+                   agent: AgentConfig, commands: Sequence[Command], decisions: Decisions,
+                   rules_changed_status: bool, now: datetime) -> list[str]:
+    """A mail that only claims to be from an agent: stored as ordinary text, hidden from
+    customers (it may be an internal note); the agent hears why. The rules still apply."""
     plan = Planner(session, config, ticket, now)
+    _rule_mails(plan, decisions, message, rules_changed_status,
+                thread=_last_customer_mail(session, ticket))
     reason = ("This mail came from your address but without proof that you sent it: it was not "
               "sent to your signed reply address and no trusted mail server confirmed it "
               "(DKIM/SPF). It was stored as an ordinary message and relayed to nobody.")
