@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
 from gateway.pipeline import Disposition, RawMail, process
 from store.db import transaction
-from store.models import Message, OutboxMail, Suppression, Ticket
+from store.models import Contact, Message, OutboxMail, Suppression, Ticket
 from tests.conftest import mail, make_config
 from tests.servers.smtp import SmtpServer
 
@@ -35,13 +36,14 @@ def smtp() -> Iterator[SmtpServer]:
     server.stop()
 
 
-def outbound_config(smtp: SmtpServer, **outbound: Any) -> Config:
+def outbound_config(smtp: SmtpServer, tickets: dict[str, Any] | None = None, **outbound: Any) -> Config:
     return make_config(
         smtp={"host": smtp.host, "port": smtp.port, "security": "none"},
         outbound={"portal_url": "https://portal.example.com/t/{number}", **outbound},
         channel=[{"name": "support", "address": "support@example.com", "display_name": "ACME Support"},
                  {"name": "hotline", "address": "hotline@example.com"}],
         agent=AGENTS,
+        tickets=tickets or {},
     )
 
 
@@ -53,6 +55,24 @@ async def flush(engine: Engine, config: Config, now: datetime = T0) -> FlushResu
 
 def ingest(engine: Engine, config: Config, raw: bytes, now: datetime = T0, **kw: Any) -> Disposition:
     return process(engine, config, RawMail(raw, "in", **kw), now=now)
+
+
+def dsn(n: str, recipient: str, status: str, returned_id: str,
+        sender: str = "Mail Delivery System <MAILER-DAEMON@mx.example.com>") -> bytes:
+    """A delivery status notification (RFC 3464) about the mail returned_id to recipient."""
+    action = "failed" if status.startswith("5.") else "delayed"
+    return (
+        f"From: {sender}\r\n"
+        "To: support@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <dsn-{n}@mx.example.com>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {returned_id}\r\nSubject: whatever\r\n\r\n--B--\r\n"
+    ).encode()
 
 
 async def test_new_ticket_acknowledges_customer_and_notifies_channel_agents(
@@ -134,15 +154,20 @@ async def test_no_crlf_from_user_data_reaches_a_header(engine: Engine, smtp: Smt
     with transaction(engine) as session:
         ticket = session.exec(select(Ticket)).one()
         ticket.subject = "Printer\r\nBcc: victim@evil.example"
+        session.exec(select(Contact)).one().name = "Anna\r\nCc: other@evil.example"
         ticket.status = "open"
         Planner(session, config, ticket, T0).status_changed(None)
     await flush(engine, config)
-    assert smtp.handler.to("victim@evil.example") == []
-    for delivered in smtp.handler.delivered:
-        assert "Bcc" not in delivered.message
-        head = delivered.data.split(b"\r\n\r\n", 1)[0]
-        assert b"victim@evil.example" not in head or b"Subject:" in head
-        assert "\n" not in delivered.message["Subject"] and "\r" not in delivered.message["Subject"]
+    assert smtp.handler.to("victim@evil.example") == [] and smtp.handler.to("other@evil.example") == []
+    (status_mail,) = [d for d in smtp.handler.to("anna@acme.example") if "Status" in d.message["Subject"]]
+    head = status_mail.data.split(b"\r\n\r\n", 1)[0].decode()
+    fields = re.split(r"\r\n(?![ \t])", head)  # one entry per header field, folded lines joined
+    names = [field.split(":", 1)[0].lower() for field in fields]
+    assert "bcc" not in names and names.count("cc") == 0
+    # The injected text is still there, but only as the harmless text of its own field.
+    assert [n for n, f in zip(names, fields, strict=True) if "victim@evil.example" in f] == ["subject"]
+    assert [n for n, f in zip(names, fields, strict=True) if "other@evil.example" in f] == ["to"]
+    assert status_mail.message["Subject"].endswith("Printer Bcc: victim@evil.example")
 
 
 @pytest.mark.parametrize(
@@ -255,19 +280,7 @@ async def test_hard_bounce_is_attached_and_suppresses_the_recipient(engine: Engi
     created = ingest(engine, config, mail(1, "Hi", "typo@acme.example"))
     await flush(engine, config)
     ack_id = smtp.handler.to("typo@acme.example")[0].message["Message-ID"]
-    dsn = (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
-        "To: support@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <dsn-1@mx.example.com>\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
-        "Final-Recipient: rfc822; typo@acme.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"Message-ID: {ack_id}\r\nSubject: whatever\r\n\r\n--B--\r\n"
-    ).encode()
-    bounce = ingest(engine, config, dsn)
+    bounce = ingest(engine, config, dsn("1", "typo@acme.example", "5.1.1", ack_id))
     assert (bounce.outcome, bounce.ticket_number) == ("followup", created.ticket_number)
     assert "typo@acme.example suppressed" in bounce.detail
     with transaction(engine) as session:
@@ -342,14 +355,7 @@ async def test_forged_bounce_cannot_silence_an_agent(engine: Engine, smtp: SmtpS
     created = ingest(engine, config, mail(1, "Hi", "anna@acme.example"))
     await flush(engine, config)
     ack_id = smtp.handler.to("anna@acme.example")[0].message["Message-ID"]
-    forged = (
-        "From: MAILER-DAEMON@evil.example\r\nTo: support@example.com\r\nSubject: Undelivered\r\n"
-        "Message-ID: <dsn-forged@evil.example>\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; evil.example\r\n\r\n"
-        "Final-Recipient: rfc822; alice@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {ack_id}\r\n\r\n--B--\r\n"
-    ).encode()
+    forged = dsn("forged", "alice@example.com", "5.1.1", ack_id, sender="MAILER-DAEMON@evil.example")
     result = ingest(engine, config, forged)
     assert result.ticket_number == created.ticket_number and "ignored" in result.detail
     with transaction(engine) as session:
@@ -367,3 +373,106 @@ async def test_two_cc_robots_cannot_loop_through_watcher_updates(engine: Engine,
     await flush(engine, config, T0 + timedelta(minutes=30))
     assert len(smtp.handler.to("robot-a@x.example")) <= 3
     assert len(smtp.handler.to("robot-b@y.example")) <= 3
+
+
+def _acks(smtp: SmtpServer, address: str) -> list[str]:
+    """Subjects of the automatic replies (acknowledgements, rejections) address received."""
+    return [d.message["Subject"] for d in smtp.handler.to(address)
+            if d.message["Auto-Submitted"] == "auto-replied"]
+
+
+async def test_per_recipient_limit_holds_back_acknowledgements_for_an_hour(
+    engine: Engine, smtp: SmtpServer
+) -> None:
+    config = outbound_config(smtp, ack_limit_per_recipient_hour=2, ack_limit_per_ticket=100)
+    results = [ingest(engine, config, mail(f"p{n}", f"Question {n}", "anna@acme.example"),
+                      now=T0 + timedelta(minutes=n)) for n in range(4)]
+    assert [r.outcome for r in results] == ["created"] * 4  # four tickets, each its first ack
+    assert all("automatic replies" not in r.detail for r in results[:2])
+    for held in results[2:]:
+        assert "2 automatic replies to anna@acme.example in the last hour (limit 2)" in held.detail
+    other = ingest(engine, config, mail("q", "Question", "bert@acme.example"), now=T0)
+    later = ingest(engine, config, mail("p9", "Next day", "anna@acme.example"),
+                   now=T0 + timedelta(minutes=61))  # the first one left the window
+    await flush(engine, config, T0 + timedelta(minutes=61))
+    assert len(_acks(smtp, "anna@acme.example")) == 3  # two, then one an hour later
+    assert len(_acks(smtp, "bert@acme.example")) == 1  # the limit is per address
+    assert "automatic replies" not in other.detail + later.detail
+
+
+async def test_per_ticket_limit_holds_back_replies_to_any_sender(engine: Engine, smtp: SmtpServer) -> None:
+    """Two people keep writing to a closed ticket (policy reject): each would be told again."""
+    config = outbound_config(smtp, tickets={"closed_followup": "reject"},
+                             ack_limit_per_recipient_hour=100, ack_limit_per_ticket=3)
+    created = ingest(engine, config, mail("t0", "Printer", "anna@acme.example",
+                                          headers="Cc: bert@acme.example\r\n"))
+    with transaction(engine) as session:
+        session.exec(select(Ticket)).one().status = "closed"
+    token = f"[#{created.ticket_number}]"
+    results = [ingest(engine, config, mail(f"t{n}", f"Re: {token} Printer", sender),
+                      now=T0 + timedelta(minutes=n))
+               for n, sender in enumerate(["anna@acme.example", "bert@acme.example"] * 3, 1)]
+    assert [r.outcome for r in results] == ["rejected"] * 6
+    assert ["automatic replies on this ticket" in r.detail for r in results] == [
+        False, False, True, True, True, True]  # the acknowledgement and two rejections
+    assert "3 automatic replies on this ticket already (limit 3)" in results[-1].detail
+    await flush(engine, config, T0 + timedelta(minutes=10))
+    assert len(_acks(smtp, "anna@acme.example")) == 2 and len(_acks(smtp, "bert@acme.example")) == 1
+
+
+@pytest.mark.parametrize(("x_loop", "looped"), [
+    ("support@example.com", True), ("SUPPORT@Example.com", True),
+    ("helpdesk@other.example", False),
+], ids=["ours", "ours-other-case", "someone-elses"])
+async def test_x_loop_naming_us_gets_no_automatic_reply(engine: Engine, smtp: SmtpServer,
+                                                        x_loop: str, looped: bool) -> None:
+    """A forwarder that keeps our X-Loop header (and adds no Auto-Submitted) sends our mail back."""
+    config = outbound_config(smtp)
+    result = ingest(engine, config, mail(1, "Re: Drucker", "dora@acme.example",
+                                         headers=f"X-Loop: {x_loop}\r\n"))
+    await flush(engine, config)
+    assert result.outcome == "created"
+    assert ("the mail is automatic (loop)" in result.detail) == looped
+    assert len(_acks(smtp, "dora@acme.example")) == (0 if looped else 1)
+    with transaction(engine) as session:
+        stored = session.exec(select(Message).where(Message.message_id == "m-1@example.org")).one()
+    assert (stored.classification == "loop") == looped
+
+
+@pytest.mark.parametrize("forgery", ["names-another-customer", "returns-no-mail-of-ours"])
+async def test_forged_bounce_cannot_silence_a_customer(engine: Engine, smtp: SmtpServer,
+                                                       forgery: str) -> None:
+    config = outbound_config(smtp)
+    ingest(engine, config, mail(1, "Hi", "anna@acme.example"))
+    ingest(engine, config, mail(2, "Hello", "carl@other.example"))  # a customer with mail from us
+    await flush(engine, config)
+    anna_ack = smtp.handler.to("anna@acme.example")[0].message["Message-ID"]
+    victim, returned = (("carl@other.example", anna_ack) if forgery == "names-another-customer"
+                        else ("anna@acme.example", "<made-up@example.com>"))
+    result = ingest(engine, config, dsn("forged", victim, "5.1.1", returned,
+                                        sender="MAILER-DAEMON@evil.example"))
+    assert f"bounce for {victim} ignored" in result.detail
+    with transaction(engine) as session:
+        assert session.get(Suppression, victim) is None
+    later = T0 + timedelta(days=1)
+    ingest(engine, config, mail(3, "Again", victim), now=later)
+    await flush(engine, config, later)
+    assert len(_acks(smtp, victim)) == 2  # still answered
+
+
+async def test_delay_notice_is_attached_but_suppresses_nobody(engine: Engine, smtp: SmtpServer) -> None:
+    config = outbound_config(smtp)
+    created = ingest(engine, config, mail(1, "Hi", "slow@acme.example"))
+    await flush(engine, config)
+    ack_id = smtp.handler.to("slow@acme.example")[0].message["Message-ID"]
+    delayed = ingest(engine, config, dsn("delay", "slow@acme.example", "4.4.1", ack_id))
+    assert (delayed.outcome, delayed.ticket_number) == ("followup", created.ticket_number)
+    assert "suppressed" not in delayed.detail
+    with transaction(engine) as session:
+        assert session.get(Suppression, "slow@acme.example") is None
+        kinds = session.exec(select(Message.kind).where(Message.direction == "in")).all()
+    assert sorted(kinds) == ["bounce", "customer"]
+    later = T0 + timedelta(days=1)
+    ingest(engine, config, mail(2, "Still there?", "slow@acme.example"), now=later)
+    await flush(engine, config, later)
+    assert len(_acks(smtp, "slow@acme.example")) == 2

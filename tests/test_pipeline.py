@@ -33,10 +33,14 @@ def test_same_mail_twice_is_stored_once(engine: Engine) -> None:
 
 def test_reused_message_id_with_other_content_is_kept(engine: Engine) -> None:
     config = make_config()
-    process(engine, config, RawMail(mail(1, body="first text"), "ingest"))
+    first = process(engine, config, RawMail(mail(1, body="first text"), "ingest"))
     other = process(engine, config, RawMail(mail(1, body="a different mail"), "ingest"))
-    assert other.outcome in ("created", "followup")
-    assert _count(engine, Message) == 2
+    # Nothing in it refers to the first mail (no In-Reply-To, no token): a ticket of its own.
+    assert (other.outcome, other.message_id) == ("created", first.message_id)
+    assert other.ticket_number != first.ticket_number
+    with transaction(engine) as session:
+        texts = session.exec(select(Message.text).where(Message.direction == "in")).all()
+    assert sorted(t.strip() for t in texts) == ["a different mail", "first text"]
 
 
 def test_concurrent_processing_of_one_mail_stores_it_once(engine: Engine) -> None:
