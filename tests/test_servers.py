@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.conftest import PG_REQUIRED, ROOT, require_postgres
 from tests.servers import postgres
 from tests.servers.dovecot import Dovecot
 
@@ -61,9 +65,7 @@ def test_dovecot_append_restart_stop(tmp_path: Path) -> None:
 
 
 def test_postgres_create_drop() -> None:
-    reason = postgres.ensure_running()
-    if reason is not None:
-        pytest.skip(reason)
+    require_postgres()
     url = postgres.create_database("servers_test")
     assert url.startswith("postgresql+psycopg://")
     libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -74,3 +76,21 @@ def test_postgres_create_drop() -> None:
     postgres.drop_database(url)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(libpq_url, connect_timeout=3).close()
+
+
+@pytest.mark.parametrize("required", ["1", ""], ids=["ci", "developer"])
+def test_missing_postgres_fails_in_ci_and_skips_for_a_developer(required: str) -> None:
+    """The switch .ci/test sets turns the skip of the PostgreSQL variants into a failure."""
+    env = {**os.environ, "TICKETGATE_TEST_PG": "postgresql://postgres@127.0.0.2:1/test",
+           PG_REQUIRED: required}  # 127.0.0.2 is not set up as a local server: just unreachable
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         "tests/test_migrations.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300, check=False)
+    summary = proc.stdout.strip().splitlines()[-1]
+    if required:
+        assert proc.returncode == 1 and "1 passed, 1 error" in summary, proc.stdout
+        assert f"PostgreSQL unavailable, and {PG_REQUIRED} is set" in proc.stdout
+    else:
+        assert proc.returncode == 0 and "1 passed, 1 skipped" in summary, proc.stdout
+        assert "SKIPPED" in proc.stdout and "PostgreSQL unavailable: PostgreSQL at 127.0.0.2" in proc.stdout
