@@ -221,3 +221,11 @@ def stop_service(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIG
     left = wait_gone(started, timeout=15)
     kill_all(left)
     return Stopped(code, frozenset(started), frozenset(left))
+
+
+def wait_service(proc: subprocess.Popen[bytes], timeout: float = 120.0) -> int:
+    """Wait for a `run --once` to end by itself; one still running after timeout is killed."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return stop_service(proc, signal.SIGKILL).code

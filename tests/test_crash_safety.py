@@ -17,7 +17,7 @@ from sqlmodel import func, select
 
 from store.db import transaction
 from store.models import Message
-from tests.conftest import Stopped, mail, start_service, stop_service, write_config
+from tests.conftest import Stopped, mail, start_service, stop_service, wait_service, write_config
 from tests.processes import Proc
 from tests.servers.dovecot import Dovecot
 
@@ -92,7 +92,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
     assert all(any(_is_parse_worker(p) for p in k.started) for k in killed), killed
     assert [k.left for k in killed] == [frozenset()] * len(killed)
     final = start_service(config, "--once", log=tmp_path / "service.log")
-    assert final.wait(timeout=120) == 0, (tmp_path / "service.log").read_text()[-3000:]
+    assert wait_service(final) == 0, (tmp_path / "service.log").read_text()[-3000:]
     _assert_exactly_once(engine, imap_server, folder, expected)
 
 
