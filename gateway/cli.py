@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections import Counter
@@ -102,13 +103,25 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `ticketgate tickets list | head` ends quietly
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO if args.command == "run"
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    try:
+        code = _command(args)
+        sys.stdout.flush()  # a reader that went away shows here, inside the try
+        return code
+    except BrokenPipeError:
+        # `ticketgate tickets list | head`: end quietly, as if killed by SIGPIPE. SIGPIPE itself
+        # stays ignored: at its default it kills `ticketgate run` writing to a dropped socket.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the chosen command; expected errors become a message and exit code 1."""
     try:
         config = load_config(args.config)
         if args.command == "check":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import time
@@ -86,6 +87,13 @@ def wait_gone(procs: Iterable[Proc], timeout: float) -> set[Proc]:
         for fd in waiting:
             os.close(fd)
     return {proc for proc in waiting.values() if alive(proc)}
+
+
+def ignores(pid: int, sig: signal.Signals) -> bool:
+    """Whether a running process ignores a signal (the SigIgn mask in /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.MULTILINE)[1], 16)  # type: ignore[index]
+    return bool(mask >> (sig - 1) & 1)
 
 
 def kill_all(procs: Iterable[Proc]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -134,6 +136,25 @@ def test_quarantine_list_and_retry(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0 and "created" in out
     code, out, _ = _run(capsys, "--config", roomy, "quarantine", "list", "--json")
     assert json.loads(out) == []
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"], ids=["buffered", "unbuffered"])
+def test_listing_into_a_closed_pipe_ends_quietly(tmp_path: Path, unbuffered: str) -> None:
+    """`ticketgate tickets list | head`: the reader is gone before the output is written."""
+    cfg = str(_config(tmp_path))
+    assert main(["--config", cfg, "ingest", str(FIXTURES / "baseline-german-qp.eml")]) == 0
+    read, write = os.pipe()
+    os.close(read)  # nobody will read: the first write fails with EPIPE
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": unbuffered}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", cfg, "tickets",
+                               "list"], stdout=write, stderr=subprocess.PIPE, env=env, cwd=ROOT,
+                              timeout=60, check=False)
+    finally:
+        os.close(write)
+    assert proc.returncode == 128 + signal.SIGPIPE
+    assert proc.stderr == b""  # no traceback, no "Exception ignored"
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # main() in-process left it alone
 
 
 def test_show_unknown_ticket_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
