@@ -78,6 +78,7 @@ def test_postgres_create_drop() -> None:
         psycopg.connect(libpq_url, connect_timeout=3).close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("required", ["1", ""], ids=["ci", "developer"])
 def test_missing_postgres_fails_in_ci_and_skips_for_a_developer(required: str) -> None:
     """The switch .ci/test sets turns the skip of the PostgreSQL variants into a failure."""
