@@ -148,7 +148,7 @@ def stage_table(stats: pstats.Stats, mails: int) -> tuple[str, dict[str, float]]
     guard = ct("gateway/intake/guard.py", "inspect")
     store = ct("gateway/pipeline.py", "_store")
     thread = ct("gateway/thread/followup.py", "find_thread")
-    rules = ct("gateway/rules/stage.py", "mail_facts", "decide", "apply")
+    rules = ct("gateway/rules/stage.py", "message_facts", "store_facts", "decide", "apply")
     notify = ct("gateway/outbound/notify.py", "after_inbound", "record_bounce")
     commit = _ct(stats, "sqlalchemy/orm/session.py", "commit") or 0.0
     content_hash = ct("gateway/intake/parse.py", "content_hash")
@@ -168,7 +168,7 @@ def stage_table(stats: pstats.Stats, mails: int) -> tuple[str, dict[str, float]]
         ("parse: `html_to_text` (HTML-only mail)", html_text),
         ("guard (`gateway.intake.guard.inspect`)", guard),
         ("thread (`gateway.thread.followup.find_thread`, with its queries)", thread),
-        ("rules (`policy.mail_facts`, `decide`, `apply`)", rules),
+        ("rules (`message_facts`, `store_facts`, `decide`, `apply`)", rules),
         ("notify: outbox rows (`notify.after_inbound`, `record_bounce`)", notify),
         ("store: ledger (`queries.ledger_has` incl. BEGIN IMMEDIATE, `pipeline._ledger`)", ledger),
         ("store: ticket, contact, counter (`pipeline._ticket_for`)", ticket_for),

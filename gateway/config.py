@@ -184,6 +184,8 @@ class _File(Section):
     secret: Secret = Field(default="", repr=False)
     trusted_authservers: tuple[Annotated[str, StringConstraints(min_length=1, to_lower=True)], ...] = (
         Field(default=(), strict=False))
+    trusted_relays: tuple[Annotated[str, StringConstraints(min_length=1, to_lower=True)], ...] = (
+        Field(default=(), strict=False))
     html: _Html = _Html()
     performance: _Performance = _Performance()
     http: HttpConfig | None = None
@@ -221,6 +223,7 @@ def _build(file: _File, path: Path | None) -> Config:
         outbound=outbound,
         secret=file.secret,
         trusted_authservers=file.trusted_authservers,
+        trusted_relays=file.trusted_relays,
         html_sanitizer=file.html.sanitizer,
         parse_workers=file.performance.parse_workers,
         http=file.http,

@@ -38,7 +38,16 @@ from gateway.outbound.events import emit, status_changed
 from gateway.outbound.notify import after_agent, after_inbound, record_bounce, unproven_agent
 from gateway.record import Body, add_copied_watchers, write_ledger, write_message
 from gateway.rules.model import Facts, Rule
-from gateway.rules.stage import Decisions, apply, decide, describe_drop, mail_facts
+from gateway.rules.stage import (
+    Decisions,
+    Early,
+    apply,
+    decide,
+    decide_before_store,
+    describe_drop,
+    message_facts,
+    store_facts,
+)
 from gateway.statuses import CLOSED, REOPENABLE
 from gateway.thread.followup import ThreadMatch, find_thread
 from gateway.thread.index import SessionThreadIndex
@@ -79,6 +88,7 @@ class Inbound:
     verdict: Verdict
     now: datetime
     rules: Sequence[Rule]
+    early: Early  # the mail's own facts, its conditions decided before the transaction
     key: str = ""
     fingerprint: str = ""
     match: ThreadMatch = field(default_factory=lambda: ThreadMatch(None, "new"))
@@ -140,9 +150,12 @@ def _process(engine: Engine, config: Config, raw: RawMail, now: datetime, keep_f
             mail = parsed or parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
             fallback_id = mail.message_id
             verdict = inspect(mail, config.own_addresses())
+            facts = message_facts(config, mail, verdict, source=raw.source, channel=raw.channel,
+                                  mailbox=raw.mailbox, now=now)
+            early = decide_before_store(rules, facts)  # patterns run with no lock held
             for _attempt in range(3):
                 try:
-                    return _store(engine, config, raw, mail, verdict, now, rules)
+                    return _store(engine, config, raw, mail, verdict, now, rules, early)
                 except IntegrityError:
                     # A concurrent process stored the same mail first: the next try sees it.
                     log.info("%s concurrent insert, re-checking", mail.message_id)
@@ -180,10 +193,10 @@ def quarantine(engine: Engine, raw: RawMail, reason: str, message_id: str) -> Di
 
 
 def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdict: Verdict,
-           now: datetime, rules: Sequence[Rule]) -> Disposition:
+           now: datetime, rules: Sequence[Rule], early: Early) -> Disposition:
     """The one transaction: the stages in order until one of them settles the mail."""
     with transaction(engine) as session:
-        inbound = Inbound(session, config, raw, mail, verdict, now, rules)
+        inbound = Inbound(session, config, raw, mail, verdict, now, rules, early)
         for stage in STAGES:
             started = time.perf_counter()
             settled = stage(inbound)
@@ -245,16 +258,19 @@ def read_commands(m: Inbound) -> Disposition | None:
 
 
 def arrival_rules(m: Inbound) -> Disposition | None:
-    """message.received (and ticket.created when one will be opened): the place to drop."""
+    """message.received (and ticket.created when one will be opened): the place to drop.
+
+    Only conditions on the database (known customer, organisation, the joined ticket) are
+    evaluated here; the rest were decided before the transaction began.
+    """
     submitted = m.raw.submission
-    m.facts = mail_facts(m.session, m.config, m.mail, m.verdict, source=m.raw.source,
-                         channel=m.raw.channel, mailbox=m.raw.mailbox, now=m.now,
-                         ticket=m.joined, author="agent" if m.agent else "customer",
-                         organisation=submitted.organisation if submitted else None)
+    m.facts = store_facts(m.session, m.early.facts, ticket=m.joined,
+                          author="agent" if m.agent else "customer",
+                          organisation=submitted.organisation if submitted else None)
     events = ["message.received"]
     if m.joined is None or (m.agent is None and opens_new(m.config, m.joined, m.verdict.automatic)):
         events.append("ticket.created")
-    m.decisions = decide(m.rules, events, m.facts)
+    m.decisions = decide(m.rules, events, m.facts, known=m.early.known)
     dropped = m.decisions.dropped
     if dropped is None:
         return None
@@ -302,7 +318,7 @@ def status_rules(m: Inbound) -> Disposition | None:
     later = ["ticket.status_changed"]
     if m.old_status in REOPENABLE | CLOSED:
         later.append("ticket.reopened")
-    for event, outcome in decide(m.rules, later, m.facts).outcomes:
+    for event, outcome in decide(m.rules, later, m.facts, known=m.early.known).outcomes:
         m.decisions.add(event, outcome)
     return None
 

@@ -13,6 +13,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from gateway.agents.authres import trusted_results
 from gateway.config import AgentConfig, Config
 from gateway.intake.parse import ParsedMail
 
@@ -49,27 +50,24 @@ def verify_reply_address(config: Config, address: str, sender: str) -> str | Non
 
 
 def authenticated(config: Config, mail: ParsedMail, sender: str) -> str | None:
-    """'dkim' or 'spf' when the trusted server's Authentication-Results vouch for sender.
+    """'dkim' or 'spf' when a trusted server's Authentication-Results vouch for sender.
 
-    Only the topmost Authentication-Results header counts: the one our own server added on
-    top; anything below it may have been written by the sender. SPF must name the address
-    itself; DKIM, which signs for a domain, the address's domain.
+    Only headers our own servers added count: above the first Received header added by a
+    host outside them (``gateway.agents.authres``); a header the sender wrote proves nothing.
+    SPF must name the address itself; DKIM, which signs for a domain, the address's domain.
     """
-    headers = mail.headers.get("authentication-results", [])
-    if not config.trusted_authservers or not headers:
-        return None
-    server, _, results = headers[0].partition(";")
-    words = server.split()
-    if not words or words[0].lower() not in config.trusted_authservers:
+    if not config.trusted_authservers:
         return None
     domain = sender.rpartition("@")[2]
-    for part in (p.strip().lower() for p in results.split(";")):
-        dkim = re.search(r"^dkim=pass\b.*?header\.(?:d|i)=@?([^\s;]+)", part)
-        if dkim and dkim.group(1).rpartition("@")[2] == domain:
-            return "dkim"
-        spf = re.search(r"^spf=pass\b.*?smtp\.mailfrom=([^\s;]+)", part)
-        if spf and spf.group(1) == sender:
-            return "spf"
+    for results in trusted_results(mail.header_fields, config.trusted_authservers,
+                                   config.trusted_relays):
+        for part in (p.strip().lower() for p in results.split(";")):
+            dkim = re.search(r"^dkim=pass\b.*?header\.(?:d|i)=@?([^\s;]+)", part)
+            if dkim and dkim.group(1).rpartition("@")[2] == domain:
+                return "dkim"
+            spf = re.search(r"^spf=pass\b.*?smtp\.mailfrom=([^\s;]+)", part)
+            if spf and spf.group(1) == sender:
+                return "spf"
     return None
 
 

@@ -56,6 +56,9 @@ class ParsedMail:
     delivery_reports: list[DeliveryReport] = field(default_factory=list)
     # The From header as written (decoded): kept even when it holds no valid address.
     from_raw: str = ""
+    # Every header field in the order of the mail (top first), name lower-cased, value
+    # decoded: trust decisions depend on position (Received, Authentication-Results).
+    header_fields: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def sender(self) -> str:
@@ -114,8 +117,11 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
     for name, value in msg.raw_items():  # raw strings: 8-bit bytes survive as surrogates
         raw_headers.setdefault(name.lower(), []).append(str(value))
     hints = DeclaredCharsets(msg)
-    headers = {name: [decode_header_text(v, hints).replace("\x00", "") for v in values]
-               for name, values in raw_headers.items()}
+    fields = [(name.lower(), decode_header_text(str(value), hints).replace("\x00", ""))
+              for name, value in msg.raw_items()]  # in order: trust depends on position
+    headers: dict[str, list[str]] = {}
+    for name, value in fields:
+        headers.setdefault(name, []).append(value)
     message_id, synthetic = _message_id(raw_headers, raw)
     walk = Walk(hints=hints, defects=defects)
     body = render(msg, walk)
@@ -150,6 +156,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
                          if "@" in r.recipient and r.status],
         delivery_reports=walk.reports,
         from_raw=headers.get("from", [""])[0],
+        header_fields=fields,
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 from gateway.configmodels import SOURCES
 from gateway.intake.addresses import address_problem
 from gateway.rules import matchers as r
-from gateway.rules.model import WEEKDAYS, Condition, Facts, Matcher
+from gateway.rules.model import STORE_FACTS, WEEKDAYS, Condition, Facts, Matcher
+from gateway.rules.patterns import Pattern, PatternError, compile_pattern
 from gateway.statuses import STATUSES
 
 AUDIENCES = ("customer", "agents", "owner", "watchers")
@@ -89,12 +90,13 @@ def _literal(key: str, value: Any, check: Callable[[str, Any], Any] | None) -> N
         check(key, value)
 
 
-def _regex(key: str, pattern: Any) -> re.Pattern[str]:
+def _regex(key: str, pattern: Any) -> Pattern:
+    """A pattern in RE2 syntax (linear time): look-around and back-references are refused."""
     if not isinstance(pattern, str):
         raise Invalid(key, f"needs a regular expression string, got {pattern!r}")
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return compile_pattern(pattern)
+    except PatternError as exc:
         raise Invalid(key, f"bad regular expression {pattern!r}: {exc}") from None
 
 
@@ -175,7 +177,7 @@ def condition(key: str, spec: Any, vocab: Vocabulary) -> Condition:
     }
     if name in simple:
         getter, check = simple[name]
-        return Condition(key, _fact(getter, _matcher(key, spec, check)))
+        return Condition(key, _fact(getter, _matcher(key, spec, check)), name in STORE_FACTS)
     if name == "from":
         return Condition(key, _fact(lambda f: f.sender, _person_matcher(key, spec)))
     if name in ("to", "cc"):
@@ -251,11 +253,14 @@ def _group(key: str, name: str, spec: Any, vocab: Vocabulary) -> Condition:
     if name != "not" and (not isinstance(spec, list) or not spec):
         raise Invalid(key, "needs a non-empty array of condition tables")
     compiled = []
+    store = False
     for i, block in enumerate(blocks):
         where = key if name == "not" else f"{key}[{i}]"
         if not isinstance(block, dict) or not block:
             raise Invalid(where, "needs a table of conditions")
-        compiled.append(r.every([condition(f"{where}.{k}", v, vocab).test for k, v in block.items()]))
+        inner = [condition(f"{where}.{k}", v, vocab) for k, v in block.items()]
+        store = store or any(c.store for c in inner)
+        compiled.append(r.every([c.test for c in inner]))
 
     def test(facts: Facts, why: bool) -> tuple[bool, str]:
         results = [c(facts, why) for c in compiled]
@@ -267,7 +272,7 @@ def _group(key: str, name: str, spec: Any, vocab: Vocabulary) -> Condition:
             return bool(hit), hit[0] if hit else " / ".join(w for _, w in results)
         missed = [w for ok, w in results if not ok]
         return not missed, missed[0] if missed else "; ".join(hit)
-    return Condition(key, test)
+    return Condition(key, test, store)
 
 
 # --- actions --------------------------------------------------------------------------------

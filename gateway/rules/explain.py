@@ -13,7 +13,7 @@ from gateway.config import Config
 from gateway.intake.guard import inspect
 from gateway.intake.parse import parse_mail
 from gateway.rules.model import Rule
-from gateway.rules.stage import decide, mail_facts
+from gateway.rules.stage import decide, message_facts, store_facts
 from gateway.thread.followup import find_thread
 from gateway.thread.index import SessionThreadIndex
 from store.models import Ticket
@@ -29,8 +29,9 @@ def explain(engine: Engine, config: Config, rules: list[Rule], raw: bytes, sourc
         agents = frozenset(a.address for a in config.agents)
         match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets)
         joined = session.get(Ticket, match.ticket.id) if match.ticket else None
-        facts = mail_facts(session, config, mail, verdict, source=source, channel=channel,
-                           mailbox="explain", now=now, ticket=joined)
+        facts = store_facts(session, message_facts(config, mail, verdict, source=source,
+                                                   channel=channel, mailbox="explain", now=now),
+                            ticket=joined)
         session.rollback()
     events = ["message.received"] + ([] if joined else ["ticket.created"])
     decisions = decide(rules, events, facts, explain=True)

@@ -56,12 +56,18 @@ class Facts:
 Matcher = Callable[[Any, bool], tuple[bool, str]]
 
 
+STORE_FACTS = frozenset({"channel", "organisation", "customer", "status", "priority", "author"})
+"""Conditions on these facts need the database (the joined ticket, known contacts): they are
+decided inside the mail's transaction; every other condition before it, with no lock held."""
+
+
 @dataclass(frozen=True)
 class Condition:
-    """One when.* entry: a field, its matcher, and the text the admin wrote."""
+    """One when.* entry: a field, its matcher, and whether it needs the database."""
 
     field: str
     test: Callable[[Facts, bool], tuple[bool, str]]
+    store: bool = False
 
 
 @dataclass(frozen=True)

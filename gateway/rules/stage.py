@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from gateway.config import Config
 from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
-from gateway.rules.interpret import evaluate
+from gateway.rules.interpret import Known, decide_early, evaluate
 from gateway.rules.model import Facts, FileFact, Outcome, Rule, RuleTrace
 from gateway.statuses import move
 from store.models import Organisation, RuleHit, Ticket
@@ -47,15 +47,32 @@ class Decisions:
         return value
 
 
-def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verdict, *,
-               source: str, channel: str, mailbox: str, now: datetime,
-               ticket: Ticket | None = None, author: str = "customer",
-               organisation: str | None = None) -> Facts:
-    """What conditions see of this mail (and of the ticket it joins, if any).
+def message_facts(config: Config, mail: ParsedMail, verdict: Verdict, *, source: str,
+                  channel: str, mailbox: str, now: datetime) -> Facts:
+    """What conditions see of the mail alone: known before any database work."""
+    return Facts(
+        source=source,
+        channel=channel,
+        mailbox=mailbox,
+        sender=mail.from_,
+        to=tuple(mail.to),
+        cc=tuple(mail.cc),
+        subject=mail.subject,
+        body=mail.text,
+        headers=mail.headers,
+        attachments=tuple(FileFact(a.filename, a.content_type) for a in mail.attachments),
+        auto_submitted=verdict.automatic,
+        local_time=now.astimezone(config.tickets.zone),
+    )
+
+
+def store_facts(session: Session, facts: Facts, *, ticket: Ticket | None = None,
+                author: str = "customer", organisation: str | None = None) -> Facts:
+    """The mail's facts completed from the database: the sender known, the joined ticket.
 
     organisation: the domain an API submission names; otherwise the sender's domain counts.
     """
-    sender = mail.from_
+    sender = facts.sender
     known = False
     domain = organisation or (sender.domain if sender is not None else None)
     if sender is not None:
@@ -64,33 +81,37 @@ def mail_facts(session: Session, config: Config, mail: ParsedMail, verdict: Verd
         organisation = session.exec(
             select(Organisation.name).where(Organisation.domain == domain)
         ).first() or organisation
-    return Facts(
-        source=source,
-        channel=ticket.channel if ticket else channel,
-        mailbox=mailbox,
-        sender=sender,
-        to=tuple(mail.to),
-        cc=tuple(mail.cc),
-        subject=mail.subject,
-        body=mail.text,
-        headers=mail.headers,
-        attachments=tuple(FileFact(a.filename, a.content_type) for a in mail.attachments),
+    return replace(
+        facts,
+        channel=ticket.channel if ticket else facts.channel,
         organisation=organisation,
         customer_known=known,
         status=ticket.status if ticket else "new",
         priority=ticket.priority if ticket else 5,
         author=author,
-        auto_submitted=verdict.automatic,
-        local_time=now.astimezone(config.tickets.zone),
     )
 
 
+@dataclass(frozen=True)
+class Early:
+    """The mail's own facts and the verdicts of every condition on them, decided before the
+    transaction: a pattern on a big body never runs while the write lock is held."""
+
+    facts: Facts
+    known: dict[int, tuple[bool, str]]
+
+
+def decide_before_store(rules: Sequence[Rule], facts: Facts) -> Early:
+    """Evaluate what needs no database now; the transaction only adds the rest."""
+    return Early(facts, decide_early(rules, facts))
+
+
 def decide(rules: Sequence[Rule], events: Sequence[str], facts: Facts,
-           explain: bool = False) -> Decisions:
+           explain: bool = False, known: Known | None = None) -> Decisions:
     """Evaluate the rules for each event in turn (explain: keep the traces of every rule)."""
     decisions = Decisions()
     for event in events:
-        decisions.add(event, evaluate(rules, event, facts, explain))
+        decisions.add(event, evaluate(rules, event, facts, explain, known))
     return decisions
 
 
