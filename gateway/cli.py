@@ -328,6 +328,10 @@ def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     print(f"{detail['number']}  {detail['subject']}\nstatus {detail['status']}, priority "
           f"{detail['priority']}, channel {detail['channel']}, customer {detail['customer']}\n"
           f"watchers: {', '.join(detail['watchers']) or '-'}")
+    for hit in detail["capped"]:
+        named = ", ".join(hit["addresses"][:5]) + (", ..." if hit["left_out"] > 5 else "")
+        print(f"capped: limits.{hit['limit']} = {hit['maximum']}: {hit['left_out']} address(es) "
+              f"held back ({named}) on <{hit['message_id'] or '-'}> at {hit['at']}")
     for message in detail["messages"]:
         sender = message["from"] or f"(no valid address: {message['from_raw'] or 'no From'})"
         print(f"\n--- {message['kind']} from {sender} <{message['message_id']}>")

@@ -236,9 +236,13 @@ class AgentConfig(Section):
 
 
 class LimitsConfig(Section):
-    """Guards against oversized input."""
+    """Guards against oversized input and against the support address as a broadcaster."""
 
     max_message_bytes: PositiveInt = 25 * 1024 * 1024
+    watchers_per_mail: PositiveInt = 20  # people copied on one customer mail who become watchers
+    watchers_per_ticket: PositiveInt = 30  # no copied person joins a ticket with this many watchers
+    recipients_per_mail: PositiveInt = 30  # To and Cc of one outbound mail to customers
+    recipients_per_event: PositiveInt = 60  # customer-side recipients of all mails one event causes
 
 
 class SmtpConfig(Section):

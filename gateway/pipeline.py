@@ -330,7 +330,7 @@ def store(m: Inbound) -> Disposition | None:
     m.message = write_message(m.session, m.raw, m.mail, ticket.id, m.key, m.fingerprint, body,
                               m.verdict.label, m.now)
     if body.kind == "customer":
-        add_copied_watchers(m.session, m.config, ticket.id, m.mail)
+        m.notes.extend(add_copied_watchers(m.session, m.config, ticket.id, m.mail, m.message.id))
     return None
 
 

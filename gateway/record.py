@@ -17,7 +17,7 @@ from gateway.intake.addresses import valid_address
 from gateway.intake.parse import ParsedMail
 from gateway.intake.raw import RawMail
 from store.models import Attachment, LedgerEntry, Message
-from store.queries import add_watcher, contact_for
+from store.queries import add_watcher, contact_for, hold_back, watcher_addresses
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,44 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
     return message
 
 
-def add_copied_watchers(session: Session, config: Config, ticket_id: int, mail: ParsedMail) -> None:
-    """People copied on a customer mail become watchers; our own addresses never do."""
+def add_copied_watchers(session: Session, config: Config, ticket_id: int, mail: ParsedMail,
+                        message_id: int | None = None) -> list[str]:
+    """People copied on a customer mail become watchers, up to the limits; our own never do.
+
+    A stranger who copies hundreds of addresses gets at most limits.watchers_per_mail of them
+    on the ticket, and no ticket grows past limits.watchers_per_ticket through copies; the
+    rest is recorded on the ticket (a cap hit) and named in the returned note.
+    """
     own = config.own_addresses()
     if mail.from_ is not None:
         contact_for(session, mail.from_.address, mail.from_.name)
+    limits = config.limits
+    watching = watcher_addresses(session, ticket_id)
+    by_ticket = limits.watchers_per_ticket - len(watching) < limits.watchers_per_mail
+    room = min(limits.watchers_per_mail, limits.watchers_per_ticket - len(watching))
+    held: list[str] = []
+    seen: set[str] = set()
     for person in [*mail.to, *mail.cc]:
-        if person.address in own or person.domain in config.own_domains:
+        address = person.address
+        if address in own or person.domain in config.own_domains or address in watching \
+                or address in seen:
             continue
-        if valid_address(person.address) is None:
+        seen.add(address)
+        if room <= 0:
+            held.append(address)  # not validated: nothing is done with it but the record
             continue
-        contact_for(session, person.address, person.name)
-        add_watcher(session, ticket_id, person.address, "cc")
+        if valid_address(address) is None:
+            continue
+        contact_for(session, address, person.name)
+        add_watcher(session, ticket_id, address, "cc")
+        room -= 1
+    if not held:
+        return []
+    limit = "watchers_per_ticket" if by_ticket else "watchers_per_mail"
+    maximum = getattr(limits, limit)
+    hold_back(session, None, ticket_id=ticket_id, message_id=message_id, limit=limit,
+              maximum=maximum, addresses=held)
+    return [f"{len(held)} copied address(es) not made watchers (limits.{limit} = {maximum})"]
 
 
 def write_ledger(session: Session, raw: RawMail, key: str, outcome: str, number: str | None,

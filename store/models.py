@@ -259,3 +259,18 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     sent_at: datetime | None = _stamp(nullable=True)
     created_at: datetime = _stamp()
+
+
+class CapHit(SQLModel, table=True):
+    """A limit that held people or mail back on a ticket: which one, how many, whom."""
+
+    __tablename__ = "cap_hit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    limit: str = Field(max_length=40)  # the [limits] key, e.g. watchers_per_mail
+    maximum: int
+    left_out: int  # how many addresses were held back
+    addresses: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    created_at: datetime = _stamp()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from store.models import Contact, LedgerEntry, Message, Organisation, Ticket, Watcher
+from store.models import CapHit, Contact, LedgerEntry, Message, Organisation, Ticket, Watcher
 
 FREEMAIL_DOMAINS = frozenset({
     "gmail.com", "googlemail.com", "yahoo.com", "yahoo.de", "hotmail.com", "hotmail.de",
@@ -121,6 +122,23 @@ def add_watcher(session: Session, ticket_id: int, address: str, role: str) -> bo
     session.add(Watcher(ticket_id=ticket_id, address=address, role=role))
     watching.add(address)
     return True
+
+
+NAMED_HELD = 100  # addresses a cap hit names; the count covers all of them
+
+
+def hold_back(session: Session, hit: CapHit | None, *, ticket_id: int, message_id: int | None,
+              limit: str, maximum: int, addresses: Sequence[str]) -> CapHit:
+    """Record on the ticket that a limit held addresses back (one row per limit and event)."""
+    if hit is None:
+        hit = CapHit(ticket_id=ticket_id, message_id=message_id, limit=limit, maximum=maximum,
+                     left_out=0, addresses="[]")
+        session.add(hit)
+    named: list[str] = json.loads(hit.addresses)
+    named.extend(addresses[: max(0, NAMED_HELD - len(named))])
+    hit.addresses = json.dumps(named, ensure_ascii=False)
+    hit.left_out += len(addresses)
+    return hit
 
 
 def ledger_has(session: Session, mailbox: str, uidvalidity: int | None, uid: int | None) -> bool:

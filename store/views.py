@@ -9,6 +9,7 @@ from sqlmodel import Session, col, func, select
 
 from store.models import (
     Attachment,
+    CapHit,
     Contact,
     Message,
     Organisation,
@@ -68,6 +69,15 @@ def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
     result["watchers"] = list(session.exec(
         select(Watcher.address).where(Watcher.ticket_id == ticket.id).order_by(col(Watcher.id))
     ).all())
+    result["capped"] = [
+        {"limit": h.limit, "maximum": h.maximum, "left_out": h.left_out,
+         "addresses": json.loads(h.addresses), "message_id": message_id,
+         "at": h.created_at.isoformat(timespec="seconds")}
+        for h, message_id in session.exec(
+            select(CapHit, Message.message_id)
+            .join(Message, col(Message.id) == col(CapHit.message_id), isouter=True)
+            .where(CapHit.ticket_id == ticket.id).order_by(col(CapHit.id))).all()
+    ]
     messages = session.exec(
         select(Message).where(Message.ticket_id == ticket.id).order_by(col(Message.id))
     ).all()

@@ -22,8 +22,8 @@ from gateway.rules.stage import Decisions
 from gateway.statuses import customer_status
 from gateway.thread.numbers import token
 from store.keys import message_key
-from store.models import Contact, Message, Ticket, Watcher
-from store.queries import watcher_addresses
+from store.models import CapHit, Contact, Message, Ticket, Watcher
+from store.queries import hold_back, watcher_addresses
 
 log = logging.getLogger("gateway.notify")
 
@@ -67,6 +67,8 @@ class Planner:
     def __init__(self, session: Session, config: Config, ticket: Ticket, now: datetime) -> None:
         self.session, self.config, self.ticket, self.now = session, config, ticket, now
         self.notes: list[str] = []
+        self.budget = config.limits.recipients_per_event  # customer-side recipients left
+        self._held: dict[str, CapHit] = {}
         channel = config.channel(ticket.channel) or config.channels[0]
         self.channel = channel
         self.customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
@@ -96,8 +98,9 @@ class Planner:
         if undeliverable:  # never mail an address that is not one (or one we would have to fix)
             self.notes.append(f"{template} not sent to {', '.join(undeliverable)}: not a valid address")
             recipients = [r for r in recipients if r.address not in undeliverable]
-            if not recipients:
-                return
+        recipients = self._within_limits(recipients, about)
+        if not recipients:
+            return
         if self.ticket.source == "portal" and template in ("customer/status_changed", "customer/closed"):
             template = "portal/ticket_update"
         language = language_for(self.config, self.ticket, self.customer)
@@ -109,6 +112,31 @@ class Planner:
             thread = about
         self._queue(template, "customer", recipients, context, thread, auto,
                     reply_to=self.channel.address, from_name=from_name or self.channel.display_name)
+
+    def _within_limits(self, recipients: Sequence[Recipient],
+                       about: Message | None) -> list[Recipient]:
+        """The recipients the limits allow (per mail, then what is left for this event);
+        whoever is held back is recorded on the ticket."""
+        limits = self.config.limits
+        kept = list(recipients)
+        for limit, maximum, room in (("recipients_per_mail", limits.recipients_per_mail,
+                                      limits.recipients_per_mail),
+                                     ("recipients_per_event", limits.recipients_per_event,
+                                      self.budget)):
+            if len(kept) > room:
+                self._hold(limit, maximum, [r.address for r in kept[room:]], about)
+                kept = kept[:room]
+        self.budget -= len(kept)
+        return kept
+
+    def _hold(self, limit: str, maximum: int, addresses: list[str], about: Message | None) -> None:
+        """Record held-back recipients: one cap hit per limit and event, noted once."""
+        assert self.ticket.id is not None
+        if limit not in self._held:
+            self.notes.append(f"recipients held back (limits.{limit} = {maximum})")
+        self._held[limit] = hold_back(self.session, self._held.get(limit), ticket_id=self.ticket.id,
+                                      message_id=about.id if about else None, limit=limit,
+                                      maximum=maximum, addresses=addresses)
 
     def to_agent(self, template: str, agent: AgentConfig, about: Message | None,
                  extra: dict[str, Any] | None = None) -> None:
