@@ -233,9 +233,11 @@ def dedupe(m: Inbound) -> Disposition | None:
 
 
 def thread(m: Inbound) -> Disposition | None:
-    """The ticket the mail refers to, by its Message-ID headers or our subject token."""
+    """The ticket the mail refers to, by its Message-ID headers or our subject token, when the
+    sender takes part in it (a bounce threads by the Message-ID it returns)."""
     agents = frozenset(a.address for a in m.config.agents)
-    m.match = find_thread(m.mail, SessionThreadIndex(m.session, agents), m.config.tickets)
+    m.match = find_thread(m.mail, SessionThreadIndex(m.session, agents), m.config.tickets,
+                          bounce="bounce" in m.verdict.classes)
     m.joined = m.session.get(Ticket, m.match.ticket.id) if m.match.ticket else None
     return None
 

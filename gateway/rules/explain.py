@@ -27,7 +27,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], raw: bytes, sourc
     verdict = inspect(mail, config.own_addresses())
     with Session(engine) as session:
         agents = frozenset(a.address for a in config.agents)
-        match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets)
+        match = find_thread(mail, SessionThreadIndex(session, agents), config.tickets,
+                            bounce="bounce" in verdict.classes)
         joined = session.get(Ticket, match.ticket.id) if match.ticket else None
         facts = store_facts(session, message_facts(config, mail, verdict, source=source,
                                                    channel=channel, mailbox="explain", now=now),

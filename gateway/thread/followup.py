@@ -42,22 +42,36 @@ class ThreadMatch:
     """The ticket a mail joins (None: open a new one) and how that was decided."""
 
     ticket: TicketRef | None
-    via: str  # references | token | stranger-token | new
+    via: str  # references | token | stranger-references | stranger-token | new
     linked: TicketRef | None = None
 
 
-def find_thread(mail: ParsedMail, index: ThreadIndex, tickets: TicketsConfig) -> ThreadMatch:
-    """References first, then our subject token from a participant, else a new ticket."""
+def find_thread(mail: ParsedMail, index: ThreadIndex, tickets: TicketsConfig, *,
+                bounce: bool = False) -> ThreadMatch:
+    """Our Message-IDs first, then our subject token; either only for a participant.
+
+    One rule for both ways in: a mail joins a ticket only when its sender takes part in it
+    (customer, watcher, agent, the customer's organisation). Anyone else who refers to a
+    ticket, by quoting its token or by replying to a forwarded mail of ours, opens a new
+    ticket linked to it: never theirs to write into. A delivery report (bounce) threads by
+    the Message-ID it returns, whoever sent it: MAILER-DAEMON takes part in nothing.
+    """
     ids = mail.thread_ids()
     if ids:
         found = index.ticket_for_message_ids(ids)
         if found is not None:
-            return ThreadMatch(found, "references")
+            if bounce or _takes_part(mail, index, found):
+                return ThreadMatch(found, "references")
+            return ThreadMatch(None, "stranger-references", linked=found)
     number = find_token(tickets, mail.subject)
     if number is not None:
         found = index.ticket_by_number(number)
         if found is not None:
-            if mail.from_ is not None and index.is_participant(found, mail.from_):
+            if _takes_part(mail, index, found):
                 return ThreadMatch(found, "token")
             return ThreadMatch(None, "stranger-token", linked=found)
     return ThreadMatch(None, "new")
+
+
+def _takes_part(mail: ParsedMail, index: ThreadIndex, ticket: TicketRef) -> bool:
+    return mail.from_ is not None and index.is_participant(ticket, mail.from_)

@@ -52,7 +52,8 @@ def land(session: Session, config: Config, raw: RawMail, mail: ParsedMail, autom
     if match.ticket is None:
         linked = match.linked
         ticket = open_ticket(session, config, raw, mail, now, linked=linked.id if linked else None)
-        detail = f"token of {linked.number} from a non-participant" if linked else ""
+        way = "reply to a mail" if match.via == "stranger-references" else "token"
+        detail = f"{way} of {linked.number} from a non-participant" if linked else ""
         return Landing(ticket, "created", detail)
     found = session.get(Ticket, match.ticket.id)
     assert found is not None
