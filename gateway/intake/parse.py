@@ -20,6 +20,7 @@ from gateway.intake.charsets import DeclaredCharsets, decode_header_text
 from gateway.intake.dsn import DeliveryReport
 from gateway.intake.headerblock import repair_header_block
 from gateway.intake.htmltext import html_to_text, sanitize_html
+from gateway.intake.nesting import label_cut_parts, limit_nesting
 from store.keys import message_key
 
 # mail-parser logs ordinary multipart mail at warning level; its defects reach us as data.
@@ -99,6 +100,8 @@ def parse_mail(raw: bytes, sanitize: Callable[[str], str] = sanitize_html) -> Pa
     """Parse raw bytes; damage becomes defects, not exceptions."""
     raw_in = raw
     raw, defects = repair_header_block(raw)
+    raw, cuts = limit_nesting(raw)  # parts nested too deep for the parser are kept whole
+    defects.extend(cut.note for cut in cuts)
     try:
         parser = mailparser.MailParser.from_bytes(raw)
         msg: Message = parser.message
@@ -108,7 +111,9 @@ def parse_mail(raw: bytes, sanitize: Callable[[str], str] = sanitize_html) -> Pa
     except Exception as exc:  # mail-parser gave up: the stdlib still reads what it can
         defects.append(f"mail-parser failed: {type(exc).__name__}: {exc}")
         msg = email.message_from_bytes(raw)
-    return _from_message(msg, raw_in, defects, sanitize)
+    parsed = _from_message(msg, raw_in, defects, sanitize)
+    parsed.attachments = label_cut_parts(parsed.attachments, cuts) if cuts else parsed.attachments
+    return parsed
 
 
 def _from_message(msg: Message, raw: bytes, defects: list[str],
