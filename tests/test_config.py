@@ -39,12 +39,15 @@ BAD = [  # (TOML data, the one line it gives after "FILE: ")
      "tickets.number_format: must be one of date, counter, got 'uuid'"),
     ({"tickets": "date"}, "tickets: must be a table, got 'date'"),
     ({"limits": {"max_message_bytes": 0}}, "limits.max_message_bytes: must be > 0, got 0"),
+    ({"limits": {"watchers_per_mail": 0}}, "limits.watchers_per_mail: must be > 0, got 0"),
+    ({"limits": {"recipients_per_event": "50"}}, "limits.recipients_per_event: must be int, got '50'"),
     ({"agent": [{"name": "bob"}]}, "agent[0].address: is required"),
     ({"agent": [{"name": "bob", "address": "b@x", "channels": ["sales"]}]},
      "agent[0].channels: names unknown channel 'sales' (known: support)"),
     ({"channel": [{"name": "s", "address": "s@x"}, {"name": "s", "address": "t@x"}]},
      "channel[1].name: 's' is used twice"),
     ({"trusted_authservers": [""]}, "trusted_authservers[0]: must not be empty"),
+    ({"trusted_relays": "imap.example.com"}, "trusted_relays: must be an array, got 'imap.example.com'"),
     ({"performance": {"parse_workers": 17}}, "performance.parse_workers: must be 0 to 16, got 17"),
 ]
 
@@ -79,6 +82,10 @@ def test_defaults() -> None:
     assert config.tickets.number_format == "date" and config.tickets.timezone == "UTC"
     assert config.mailboxes == ()
     assert config.limits.max_message_bytes == 25 * 1024 * 1024
+    limits = config.limits
+    assert (limits.watchers_per_mail, limits.watchers_per_ticket, limits.recipients_per_mail,
+            limits.recipients_per_event) == (20, 30, 30, 60)
+    assert config.trusted_authservers == config.trusted_relays == ()
 
 
 def test_derived_defaults() -> None:
