@@ -34,6 +34,7 @@ from gateway.configmodels import (
     LANGUAGES,
     SECRET_KEYS,
     AgentConfig,
+    BusinessHoursConfig,
     ChannelConfig,
     Config,
     HttpConfig,
@@ -45,8 +46,10 @@ from gateway.configmodels import (
     OutboundConfig,
     Secret,
     Section,
+    SlaConfig,
     SmtpConfig,
     TicketsConfig,
+    TimersConfig,
     WebhookConfig,
     masked_url,
     one_of,
@@ -56,9 +59,11 @@ from gateway.configmodels import (
 from gateway.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "AgentConfig", "ChannelConfig",
-    "Config", "HttpConfig", "LimitsConfig", "MailboxConfig", "OrganisationConfig", "OutboundConfig",
-    "SmtpConfig", "TicketsConfig", "WebhookConfig", "config_folder", "load_config", "parse_config",
+    "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "AgentConfig",
+    "BusinessHoursConfig", "ChannelConfig", "Config", "HttpConfig", "LimitsConfig",
+    "MailboxConfig", "OrganisationConfig", "OutboundConfig", "SlaConfig", "SmtpConfig",
+    "TicketsConfig", "TimersConfig", "WebhookConfig", "config_folder", "load_config",
+    "parse_config",
 ]
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -191,6 +196,9 @@ class _File(Section):
     http: HttpConfig | None = None
     webhook: tuple[WebhookConfig, ...] = Field(default=(), strict=False)
     organisation: tuple[OrganisationConfig, ...] = Field(default=(), strict=False)
+    business_hours: BusinessHoursConfig = BusinessHoursConfig()
+    sla: tuple[SlaConfig, ...] = Field(default=(), strict=False)
+    timers: TimersConfig = TimersConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -229,6 +237,10 @@ def _build(file: _File, path: Path | None) -> Config:
         http=file.http,
         webhooks=file.webhook,
         organisations=file.organisation,
+        business_hours=file.business_hours if file.business_hours.timezone else
+        file.business_hours.model_copy(update={"timezone": file.tickets.timezone}),
+        slas=file.sla,
+        timers=file.timers,
     )
 
 
@@ -277,7 +289,7 @@ def _problem(error: ErrorDetails) -> tuple[str, str]:
     return _key(loc), message
 
 
-_Named = TypeVar("_Named", MailboxConfig, ChannelConfig, AgentConfig, WebhookConfig)
+_Named = TypeVar("_Named", MailboxConfig, ChannelConfig, AgentConfig, WebhookConfig, SlaConfig)
 
 
 def _valid_entries(raw: dict[str, Any], key: str,
@@ -324,9 +336,10 @@ def _cross_checks(raw: dict[str, Any]) -> list[tuple[str, str]]:
     channels, complete = _valid_entries(raw, "channel", ChannelConfig)
     agents, _ = _valid_entries(raw, "agent", AgentConfig)
     webhooks, _ = _valid_entries(raw, "webhook", WebhookConfig)
+    slas, _ = _valid_entries(raw, "sla", SlaConfig)
     problems = [*_used_twice("mailbox", mailboxes), *_used_twice("channel", channels),
                 *_used_twice("agent", agents), *_used_twice("webhook", webhooks),
-                *_domains_twice(raw)]
+                *_used_twice("sla", slas), *_domains_twice(raw)]
     if not complete:
         return problems  # an invalid channel would make every mention of it look unknown
     names = {c.name for _, c in channels} or {_DEFAULT_CHANNEL.name}
@@ -335,6 +348,8 @@ def _cross_checks(raw: dict[str, Any]) -> list[tuple[str, str]]:
                  for i, m in mailboxes if m.channel not in names]
     problems += [(f"agent[{i}].channels", f"names unknown channel {name!r} {known}")
                  for i, a in agents for name in a.channels if name not in names]
+    problems += [(f"sla[{i}].channels", f"names unknown channel {name!r} {known}")
+                 for i, s in slas for name in s.channels if name not in names]
     return problems
 
 
