@@ -1,8 +1,8 @@
 """The inbound pipeline: every mail takes one way through named stages, in one transaction.
 
     parse → guard → ┌ dedupe → thread → identify → commands → arrival rules → land
-                    └ status rules → store → rule actions → notify → publish → ledger
-                                                                        (one transaction)
+                    └ status rules → store → rule actions → timers → notify → publish → ledger
+                                                                                 (one transaction)
 
 Each stage is a small function over the ``Inbound`` context, read top to bottom in
 ``STAGES`` (after GNU Mailman's handler pipeline). A stage that settles the mail early (a
@@ -35,7 +35,13 @@ from gateway.intake.parse import ParsedMail, parse_mail
 from gateway.intake.raw import RawMail
 from gateway.metrics import MAILS, STAGE_SECONDS
 from gateway.outbound.events import emit, status_changed
-from gateway.outbound.notify import after_agent, after_inbound, record_bounce, unproven_agent
+from gateway.outbound.notify import (
+    after_agent,
+    after_inbound,
+    after_merge,
+    record_bounce,
+    unproven_agent,
+)
 from gateway.record import Body, add_copied_watchers, write_ledger, write_message
 from gateway.rules.model import Facts, Rule
 from gateway.rules.stage import (
@@ -48,15 +54,17 @@ from gateway.rules.stage import (
     message_facts,
     store_facts,
 )
-from gateway.statuses import CLOSED, REOPENABLE
+from gateway.statuses import DONE
 from gateway.thread.followup import ThreadMatch, find_thread
 from gateway.thread.index import SessionThreadIndex
 from gateway.thread.landing import Landing, land, opens_new
+from gateway.timers.policy import responded, sync_timers
 from gateway.views.visibility import is_public
 from store.db import transaction
 from store.keys import message_key
 from store.models import LedgerEntry, Message, QuarantinedMail, Ticket
 from store.queries import ledger_has, message_by_key, ticket_by_number
+from store.timers import merge_target
 
 __all__ = ["Disposition", "RawMail", "StoreUnavailable", "process", "quarantine"]
 
@@ -248,9 +256,21 @@ def identify(m: Inbound) -> Disposition | None:
     if m.joined is None and m.author.signed_ticket not in (None, NEW_TICKET):
         m.joined = ticket_by_number(m.session, m.author.signed_ticket)  # the address names it
     if not m.verdict.automatic:
-        m.agent = m.author.proven_for(m.joined.number if m.joined else None)
+        m.agent = m.author.proven_for(_proof_number(m))
     m.old_status = m.joined.status if m.joined else None
     return None
+
+
+def _proof_number(m: Inbound) -> str | None:
+    """The ticket an agent's signed address must name: the joined one, or one merged into it."""
+    if m.joined is None:
+        return None
+    signed = m.author.signed_ticket
+    if signed not in (None, NEW_TICKET, m.joined.number.upper()):
+        named = ticket_by_number(m.session, str(signed))
+        if named is not None and merge_target(m.session, named).id == m.joined.id:
+            return named.number
+    return m.joined.number
 
 
 def read_commands(m: Inbound) -> Disposition | None:
@@ -286,7 +306,7 @@ def land_on_ticket(m: Inbound) -> Disposition | None:
     """The ticket it lands on: an agent's reply, note or request, else the customer's ticket."""
     mail = m.mail
     if m.agent is not None:
-        plan = plan_commands(m.config, m.commands, by_agent=True)
+        plan = plan_commands(m.config, m.commands, by_agent=True, now=m.now)
         m.handled = agent_mail(m.session, m.config, m.raw, mail, m.joined, m.agent, plan, m.rest,
                                now=m.now)
     if m.handled is not None and m.agent is not None:
@@ -311,14 +331,23 @@ def land_on_ticket(m: Inbound) -> Disposition | None:
 
 
 def status_rules(m: Inbound) -> Disposition | None:
-    """ticket.status_changed and ticket.reopened, when the customer's mail moved the status."""
-    joined, ticket = m.joined, m.ticket
-    if m.handled is not None or joined is None or ticket.id != joined.id \
-            or m.old_status is None or ticket.status == m.old_status:
+    """ticket.status_changed and ticket.reopened, when the mail moved the status: a customer's
+    by writing, an agent's by a command or a public reply. Their actions join the mail's
+    decisions, so their mails leave the one way the others do (after an agent's mail: under
+    the customer's thread, never showing an internal note)."""
+    if m.handled is not None:
+        before = m.handled.previous_status  # the ticket it landed on, even a merge target
+    elif m.joined is not None and m.ticket.id == m.joined.id:
+        before = m.old_status
+    else:
+        before = None
+    ticket = m.ticket
+    if before is None or ticket.status == before:
         return None
-    m.facts.status = ticket.status
+    m.facts.status, m.facts.channel, m.facts.priority = ticket.status, ticket.channel, \
+        ticket.priority
     later = ["ticket.status_changed"]
-    if m.old_status in REOPENABLE | CLOSED:
+    if before in DONE and ticket.status not in DONE:
         later.append("ticket.reopened")
     for event, outcome in decide(m.rules, later, m.facts, known=m.early.known).outcomes:
         m.decisions.add(event, outcome)
@@ -333,6 +362,8 @@ def store(m: Inbound) -> Disposition | None:
                               m.verdict.label, m.now)
     if body.kind == "customer":
         m.notes.extend(add_copied_watchers(m.session, m.config, ticket.id, m.mail, m.message.id))
+    if m.handled is not None and body.kind == "agent" and body.public and body.text.strip():
+        responded(ticket, m.now)
     return None
 
 
@@ -343,6 +374,15 @@ def rule_actions(m: Inbound) -> Disposition | None:
     return None
 
 
+def timers(m: Inbound) -> Disposition | None:
+    """The ticket's due times follow what just happened (a customer's reply cancels auto-close)."""
+    sync_timers(m.session, m.config, m.ticket, m.now)
+    merged = m.handled.merged if m.handled is not None else None
+    if merged is not None:
+        sync_timers(m.session, m.config, merged, m.now)
+    return None
+
+
 def notify(m: Inbound) -> Disposition | None:
     """Queue the mails this event causes: acknowledgement, agent notes, relays, bounces."""
     ticket, message, landing = m.ticket, m.message, m.landing
@@ -350,6 +390,8 @@ def notify(m: Inbound) -> Disposition | None:
     if m.handled is not None and m.agent is not None:
         notes = after_agent(m.session, m.config, ticket, message, m.agent, m.handled,
                             m.decisions, m.rules_changed_status, m.now)
+        if m.handled.merged is not None:
+            notes += after_merge(m.session, m.config, ticket, m.handled.merged, m.now)
     elif m.unproven and m.author.agent is not None:
         notes = unproven_agent(m.session, m.config, ticket, message, m.author.agent, m.commands,
                                m.decisions, m.rules_changed_status, m.now)
@@ -387,5 +429,5 @@ def ledger(m: Inbound) -> Disposition | None:
 
 Stage = Callable[[Inbound], Disposition | None]
 STAGES: tuple[Stage, ...] = (dedupe, thread, identify, read_commands, arrival_rules,
-                             land_on_ticket, status_rules, store, rule_actions, notify, publish,
-                             ledger)
+                             land_on_ticket, status_rules, store, rule_actions, timers, notify,
+                             publish, ledger)

@@ -23,6 +23,7 @@ from gateway.outbound.worker import OutboxWorker
 from gateway.pipeline import Disposition, RawMail, process
 from gateway.retry import backoff
 from gateway.rules.loader import RuleBook, vocabulary
+from gateway.timers.worker import TimerWorker
 from gateway.views.visibility import apply_config_organisations
 from gateway.web.app import create_app
 from gateway.web.health import Health
@@ -219,7 +220,10 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
         log.warning("no [smtp] configured: outbound mail stays in the outbox")
     elif not once:
         mailer.start()
+    timers = TimerWorker(engine, config, book)
     jobs: list[Coroutine[Any, Any, object]] = [w.run(once) for w in workers]
+    if not once:
+        jobs.append(timers.run(stop))
     if not once and hooks is not None:
         jobs.append(hooks.run(stop))
     if not once and config.http is not None:
@@ -229,6 +233,8 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
     log.info("ticketgate running: %d mailbox(es)%s", len(workers), " (once)" if once else "")
     try:
         results = await _all_or_stop(jobs, stop)
+        if once:
+            await timers.pass_once()
         if mailer is not None and once:
             await mailer.flush()
         if hooks is not None and once:

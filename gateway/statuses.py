@@ -102,13 +102,14 @@ class HasStatus(Protocol):
     updated_at: datetime
     resolved_at: datetime | None
     closed_at: datetime | None
+    status_changed_at: datetime | None
 
 
 def move(ticket: HasStatus, status: str, now: datetime) -> bool:
     """Move a ticket to status, keeping the resolved/closed times right; True when it changed."""
     if status == ticket.status:
         return False
-    ticket.status, ticket.updated_at = str(status), now
+    ticket.status, ticket.updated_at, ticket.status_changed_at = str(status), now, now
     if status in DONE:
         ticket.resolved_at = ticket.resolved_at or now
         ticket.closed_at = now if status == Status.CLOSED else None

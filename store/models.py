@@ -63,10 +63,14 @@ class Ticket(SQLModel, table=True):
     tags: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     asset: str | None = Field(default=None, max_length=255, index=True)  # the object it is about
+    # A merged ticket is closed; its token and Message-IDs thread into this one.
+    merged_into_id: int | None = Field(default=None, foreign_key="ticket.id")
     created_at: datetime = _stamp()
     updated_at: datetime = _stamp(index=True)
     resolved_at: datetime | None = _stamp(nullable=True)
     closed_at: datetime | None = _stamp(nullable=True)
+    first_response_at: datetime | None = _stamp(nullable=True)  # first public agent reply
+    status_changed_at: datetime | None = _stamp(nullable=True)  # None: since created_at
 
 
 class Message(SQLModel, table=True):
@@ -273,4 +277,38 @@ class CapHit(SQLModel, table=True):
     maximum: int
     left_out: int  # how many addresses were held back
     addresses: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    created_at: datetime = _stamp()
+
+
+class Timer(SQLModel, table=True):
+    """A due time: a reminder, an auto-close step, an SLA warning or breach, idle.
+
+    Fired under a row lock (PostgreSQL ``SKIP LOCKED``; SQLite's write lock): its state
+    changes in the transaction of its effect, so it fires once, and never not at all.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    kind: str = Field(max_length=40)  # reminder | waiting_reminder | auto_close | sla_* | idle
+    due_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    status: str = Field(default="pending", max_length=12, index=True)  # pending fired cancelled failed
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_by: str = Field(default="", max_length=320)  # agent name, rule, or "" (policy)
+    attempts: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _stamp()
+    fired_at: datetime | None = _stamp(nullable=True)
+
+
+class TimeEntry(SQLModel, table=True):
+    """Time an agent booked on a ticket ('#time 30m Remote support')."""
+
+    __tablename__ = "time_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    agent: str = Field(max_length=100)
+    minutes: int
+    activity: str = Field(default="", max_length=100)
+    message_id: int | None = Field(default=None, foreign_key="message.id")
     created_at: datetime = _stamp()

@@ -22,6 +22,10 @@ CONTEXT = {
     "results": ["#priority 7: done"],
     "reason": "",
     "not_relayed": False,
+    "timer": {"kind": "sla_first_response_breach", "note": "call back <b>now</b>", "by": "alice",
+              "due": "2026-11-24 09:00", "zone": "Europe/Berlin", "target": "first_response",
+              "step": "breach", "sla": "standard", "hours": 8, "close_days": 7},
+    "merged": {"number": "T20261122.0003", "subject": "Drucker <i>defekt</i>"},
 }
 
 
@@ -32,7 +36,7 @@ def test_every_template_renders(name: str, language: str) -> None:
     out = Renderer().render(name, language, context)
     assert out.subject.startswith("[#T20261123.0007]")
     assert out.text.strip() and out.html.strip().startswith("<!DOCTYPE html>")
-    assert "<script>" not in out.html  # autoescaped
+    assert "<script>" not in out.html and "<b>now" not in out.html  # autoescaped
     assert f'lang="{language}"' in out.html
 
 

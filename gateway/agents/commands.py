@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from gateway.agents.quoting import split_leading_quote
 from gateway.config import Config
+from gateway.durations import format_minutes, parse_duration, parse_when
 from gateway.intake.addresses import valid_address
 from gateway.statuses import STATUSES, Status, parse_status
+from gateway.thread.numbers import find_token
 
 KNOWN = ("status", "priority", "assign", "channel", "category", "activity", "watch", "internal",
-         "close", "customer")
+         "close", "customer", "remind", "time", "merge")
+MAX_BOOKING_MINUTES = 24 * 60
+LATER = ""  # a command whose result the apply step reports (it needs the store)
 _LINE = re.compile(r"^#([a-z_]+)(?:[ \t]+(.*?))?\s*$", re.IGNORECASE)
 
 
@@ -83,25 +88,32 @@ class Plan:
     watchers: tuple[str, ...] = ()
     internal: bool = False
     customer: tuple[str, str] | None = None  # (name, address) for a ticket on their behalf
+    reminders: tuple[tuple[datetime, str, str], ...] = ()  # (due, note, command line)
+    bookings: tuple[tuple[int, str, str], ...] = ()  # (minutes, activity, command line)
+    merge_into: tuple[str, str] | None = None  # (ticket number, command line)
     results: tuple[str, ...] = ()
 
 
-def plan_commands(config: Config, commands: list[Command], by_agent: bool) -> Plan:
+def plan_commands(config: Config, commands: list[Command], by_agent: bool,
+                  now: datetime | None = None) -> Plan:
     """Check every command; valid ones go into the plan, invalid ones only into results."""
     plan = Plan()
     results: list[str] = []
     for command in commands:
         if not by_agent and command.name != "close":
             continue  # customers may only close; anything else is plain text
-        problem = _apply(config, plan, command)
-        results.append(f"{command.line}: {problem or 'done'}")
+        problem = _apply(config, plan, command, now or datetime.now(UTC))
+        if problem != LATER:
+            results.append(f"{command.line}: {problem or 'done'}")
     plan.results = tuple(results)
     return plan
 
 
-def _apply(config: Config, plan: Plan, command: Command) -> str | None:
+def _apply(config: Config, plan: Plan, command: Command, now: datetime) -> str | None:
     """Put one command into the plan; the reason it is invalid otherwise."""
     name, arg = command.name, command.argument
+    if name in ("remind", "time", "merge"):
+        return _apply_timed(config, plan, command, now)
     if name == "status":
         status = parse_status(arg)
         if status is None:
@@ -143,3 +155,31 @@ def _apply(config: Config, plan: Plan, command: Command) -> str | None:
             return "needs a name and an address: #customer Jane Doe <jane@example.org>"
         plan.customer = (found.group(1).strip().strip('"'), address)
     return None
+
+
+def _apply_timed(config: Config, plan: Plan, command: Command, now: datetime) -> str | None:
+    """#remind, #time and #merge into the plan (the store reports their results)."""
+    name, arg = command.name, command.argument
+    if name == "remind":
+        try:
+            due, note = parse_when(arg, config.tickets.zone, now)
+        except ValueError as exc:
+            return str(exc)
+        plan.reminders += ((due, note, command.line),)
+        return LATER
+    if name == "time":
+        word, _, activity = arg.partition(" ")
+        spent = parse_duration(word)
+        if spent is None:
+            return f"{word!r} is not a duration: #time 30m, #time 1h30m, #time 1.5h [activity]"
+        minutes = int(spent.total_seconds() // 60)
+        if not 1 <= minutes <= MAX_BOOKING_MINUTES:
+            return f"{format_minutes(minutes)} is not a booking (1 minute to 24 hours)"
+        plan.bookings += ((minutes, activity.strip(), command.line),)
+        return LATER
+    word = arg.split()[0].strip("[]#") if arg.split() else ""
+    number = find_token(config.tickets, f"[#{word}]")
+    if number is None:
+        return f"{arg!r} is not a ticket number: #merge T20261123.0007 merges this ticket into it"
+    plan.merge_into = (number, command.line)
+    return LATER

@@ -9,8 +9,10 @@ from datetime import datetime
 from sqlmodel import Session
 
 from gateway.agents.commands import Command, Plan
+from gateway.agents.merge import merge, merge_problem
 from gateway.agents.quoting import trim_reply
 from gateway.config import AgentConfig, Config
+from gateway.durations import format_minutes
 from gateway.intake.parse import ParsedMail
 from gateway.intake.raw import RawMail
 from gateway.statuses import Status, move
@@ -18,6 +20,7 @@ from gateway.thread.landing import new_ticket
 from gateway.thread.numbers import ticket_subject
 from store.models import Contact, Ticket
 from store.queries import add_watcher, contact_for, watcher_addresses
+from store.timers import add_timer, book_time
 
 
 @dataclass
@@ -32,6 +35,8 @@ class AgentResult:
     results: list[str]
     text: str = ""  # what is stored (and relayed when public)
     not_relayed: bool = False  # a reply with nothing of the agent's own: kept whole as a note
+    previous_status: str | None = None  # the ticket's status before this mail (None: new)
+    merged: Ticket | None = None  # the ticket #merge closed into this one
 
 
 def stored_text(rest: str, outcome: str) -> tuple[str, bool]:
@@ -51,7 +56,8 @@ def stored_text(rest: str, outcome: str) -> tuple[str, bool]:
     return rest.strip(), True
 
 
-def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now: datetime) -> bool:
+def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now: datetime,
+               agent: str = "") -> bool:
     """Carry out valid commands on a ticket; True when its status changed."""
     assert ticket.id is not None
     before = ticket.status
@@ -73,8 +79,40 @@ def apply_plan(session: Session, config: Config, ticket: Ticket, plan: Plan, now
         add_watcher(session, ticket.id, owner.address, "owner")
     for address in plan.watchers:
         add_watcher(session, ticket.id, address, "cc")
+    for due, note, _ in plan.reminders:
+        add_timer(session, ticket.id, "reminder", due, note=note, created_by=agent, now=now)
+    for minutes, activity, _ in plan.bookings:
+        book_time(session, ticket.id, agent, minutes, activity or ticket.activity_type or "", now)
     ticket.updated_at = now
     return ticket.status != before
+
+
+def _timed_results(config: Config, ticket: Ticket, plan: Plan,
+                   results: dict[str, str]) -> None:
+    """What #remind and #time did, in words for the agent."""
+    zone = config.tickets.zone
+    for due, _, line in plan.reminders:
+        results[line] = f"{line}: done, due {due.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
+    for minutes, _, line in plan.bookings:
+        results[line] = f"{line}: done, {format_minutes(minutes)} booked on {ticket.number}"
+
+
+def _merge(session: Session, joined: Ticket | None, plan: Plan, results: dict[str, str],
+           now: datetime) -> tuple[Ticket | None, Ticket | None]:
+    """Carry out #merge first: the mail then lands on the target. (ticket, merged source)."""
+    if plan.merge_into is None:
+        return joined, None
+    number, line = plan.merge_into
+    if joined is None:
+        results[line] = f"{line}: only works in a reply to the ticket to merge"
+        return joined, None
+    target, problem = merge_problem(session, joined, number)
+    if target is None:
+        results[line] = f"{line}: {problem}"
+        return joined, None
+    merge(session, joined, target, now)
+    results[line] = f"{line}: done, {joined.number} is closed and merged into {target.number}"
+    return target, joined
 
 
 def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
@@ -86,7 +124,10 @@ def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
     whole as an internal note, does not make the ticket wait for the customer, and the agent
     hears why.
     """
-    results = list(plan.results)
+    later: dict[str, str] = {}  # results of the commands carried out here, by command line
+    joined, merged = _merge(session, joined, plan, later, now)
+    results: list[str] = []
+    previous = joined.status if joined is not None else None
     if joined is None:
         if plan.customer is not None:
             name, address = plan.customer
@@ -116,13 +157,15 @@ def agent_mail(session: Session, config: Config, raw: RawMail, mail: ParsedMail,
         internal = True  # nothing of the agent's own to relay (or only commands): a note
     if outcome == "followup" and not internal and plan.status is None:
         plan.status = Status.WAITING_EXTERNAL  # an agent's public reply waits for the customer
-    changed = apply_plan(session, config, ticket, plan, now)
+    changed = apply_plan(session, config, ticket, plan, now, agent=agent.name)
+    _timed_results(config, ticket, plan, later)
+    results = [later.get(r, r) for r in plan.results] + results
     if ticket.owner is None and outcome == "followup":
         ticket.owner = agent.name  # the first agent to answer takes the ticket
     assert ticket.id is not None
     add_watcher(session, ticket.id, agent.address, "agent")
-    return AgentResult(ticket, outcome, "note" if internal else "agent", not internal, changed, results,
-                       text, not_relayed)
+    return AgentResult(ticket, outcome, "note" if internal else "agent", not internal, changed,
+                       results, text, not_relayed, previous, merged)
 
 
 def customer_close(session: Session, ticket: Ticket, sender: str, commands: list[Command],

@@ -50,6 +50,7 @@ def ticket_context(config: Config, ticket: Ticket, language: str) -> dict[str, A
                     "address": channel.address},
         "language": language,
         "message": None, "agent": None, "results": [], "reason": "", "not_relayed": False,
+        "timer": None, "merged": None,
     }
 
 
@@ -76,6 +77,11 @@ class Planner:
     def agents(self) -> list[AgentConfig]:
         """The agents who work this ticket's channel."""
         return [a for a in self.config.agents if a.works(self.ticket.channel)]
+
+    def owner_or_agents(self) -> list[AgentConfig]:
+        """The ticket's owner; the channel's agents when nobody owns it."""
+        owner = [a for a in self.config.agents if a.name == self.ticket.owner]
+        return owner or self.agents()
 
     def to_customer(self, template: str, about: Message | None, *, auto: str,
                     recipients: Sequence[Recipient] | None = None,
@@ -219,13 +225,17 @@ def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Mes
                              recipients=[Recipient(watcher)])
     elif outcome == "rejected":
         plan.auto_reply("customer/rejected_followup", inbound, verdict)
-    _rule_mails(plan, decisions, inbound, rules_changed_status and not verdict.automatic)
+    rule_mails(plan, decisions, inbound, rules_changed_status and not verdict.automatic)
     return plan.notes
 
 
-def _rule_mails(plan: Planner, decisions: Decisions, about: Message, status_changed: bool,
-                thread: Message | None = None) -> None:
-    """What the fired rules cause: the customer hears of a status change; each notify is sent."""
+def rule_mails(plan: Planner, decisions: Decisions, about: Message | None, status_changed: bool,
+               thread: Message | None = None) -> None:
+    """What the fired rules cause: the customer hears of a status change; each notify is sent.
+
+    The one way rules' mails leave, after a customer's mail, an agent's mail (threaded under
+    the customer's last mail, never under an internal note) or a timer (about no message).
+    """
     if status_changed:
         plan.status_changed(about, thread)
     for request in decisions.action_list("notify"):
@@ -252,7 +262,7 @@ def _watchers(session: Session, ticket: Ticket, exclude: set[str], config: Confi
     return [address for address in rows if address not in skip]
 
 
-def _notify(plan: Planner, request: dict[str, str], about: Message,
+def _notify(plan: Planner, request: dict[str, str], about: Message | None,
             thread: Message | None) -> None:
     """A rule's notify action: a template to an audience."""
     template, audience = request["template"], request["audience"]
@@ -322,7 +332,7 @@ def after_agent(session: Session, config: Config, ticket: Ticket, message: Messa
                              from_name=agent.display_name, thread=last)
             status_shown = True
     changed = (handled.status_changed or rules_changed_status) and not status_shown
-    _rule_mails(plan, decisions, message, changed, thread=last)
+    rule_mails(plan, decisions, message, changed, thread=last)
     if handled.results or handled.not_relayed:
         plan.to_agent("agent/command_result", agent, message,
                       extra={"results": handled.results, "reason": "",
@@ -345,7 +355,7 @@ def unproven_agent(session: Session, config: Config, ticket: Ticket, message: Me
     """A mail that only claims to be from an agent: stored as ordinary text, hidden from
     customers (it may be an internal note); the agent hears why. The rules still apply."""
     plan = Planner(session, config, ticket, now)
-    _rule_mails(plan, decisions, message, rules_changed_status,
+    rule_mails(plan, decisions, message, rules_changed_status,
                 thread=_last_customer_mail(session, ticket))
     reason = ("This mail came from your address but without proof that you sent it: it was not "
               "sent to your signed reply address and no trusted mail server confirmed it "
@@ -353,3 +363,15 @@ def unproven_agent(session: Session, config: Config, ticket: Ticket, message: Me
     results = [f"{c.line}: not executed (unproven sender)" for c in commands]
     plan.to_agent("agent/command_result", agent, message, extra={"results": results, "reason": reason})
     return [*plan.notes, f"unproven mail from agent {agent.name}: commands not executed"]
+
+
+def after_merge(session: Session, config: Config, target: Ticket, source: Ticket,
+                now: datetime) -> list[str]:
+    """Tell the merged ticket's customer, once, where their request goes on."""
+    plan = Planner(session, config, target, now)
+    plan.customer = session.get(Contact, source.customer_id) if source.customer_id else None
+    if source.type == "internal" or plan.customer is None:
+        return [f"no customer/merged: {source.number} has no customer"]
+    plan.to_customer("customer/merged", None, auto="auto-generated",
+                     extra={"merged": {"number": source.number, "subject": source.subject}})
+    return plan.notes

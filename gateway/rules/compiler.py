@@ -9,6 +9,7 @@ from datetime import time
 from typing import Any
 
 from gateway.configmodels import SOURCES
+from gateway.durations import MAX_AHEAD, parse_duration
 from gateway.intake.addresses import address_problem
 from gateway.rules import matchers as r
 from gateway.rules.model import STORE_FACTS, WEEKDAYS, Condition, Facts, Matcher
@@ -172,6 +173,7 @@ def condition(key: str, spec: Any, vocab: Vocabulary) -> Condition:
         "customer": (lambda f: "known" if f.customer_known else "new", _one_of(("known", "new"), "customer")),
         "has_attachment": (lambda f: bool(f.attachments), typed(bool)),
         "auto_submitted": (lambda f: f.auto_submitted, typed(bool)),
+        "sla": (lambda f: f.sla, _one_of(("first_response", "resolution"), "SLA target")),
         "weekday": (lambda f: WEEKDAYS[f.local_time.weekday()] if f.local_time else "",
                     _one_of(WEEKDAYS, "weekday")),
     }
@@ -313,9 +315,11 @@ def actions(spec: Any, vocab: Vocabulary) -> dict[str, Any]:
                 raise Invalid(key, f"needs true or a reason string, got {value!r}")
         elif name == "stop":
             typed(bool)(key, value)
+        elif name == "remind":
+            value = _remind(key, value)
         else:
             known = "activity_type, add_watcher, auto_reply, category, channel, drop, notify, " \
-                    "owner, priority, status, stop, tag"
+                    "owner, priority, remind, status, stop, tag"
             raise Invalid(key, f"unknown action {name!r} (known: {known})")
         out[name] = value
     return out
@@ -336,3 +340,19 @@ def _notify(key: str, value: Any, vocab: Vocabulary) -> dict[str, str]:
     if audience in ("customer", "watchers") and template.startswith("agent/"):
         raise Invalid(f"{key}.template", f"{template!r} is written for agents, not for {audience}")
     return {"template": template, "audience": audience}
+
+
+def _remind(key: str, value: Any) -> dict[str, Any]:
+    """then.remind = "2d" or { after = "4h", note = "call back" }: a reminder for the agents."""
+    spec = value if isinstance(value, dict) else {"after": value}
+    if set(spec) - {"after", "note"} or "after" not in spec:
+        raise Invalid(key, 'needs a duration or { after = "2d", note = "..." }')
+    note = spec.get("note", "")
+    if not isinstance(note, str):
+        raise Invalid(f"{key}.note", f"needs a string, got {note!r}")
+    after = spec["after"]
+    where = f"{key}.after" if isinstance(value, dict) else key
+    span = parse_duration(after) if isinstance(after, str) else None
+    if span is None or not span.total_seconds() > 0 or span > MAX_AHEAD:
+        raise Invalid(where, f"needs a duration such as \"30m\", \"4h\", \"2d\", \"1w\", got {after!r}")
+    return {"after_minutes": int(span.total_seconds() // 60), "note": note}

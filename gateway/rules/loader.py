@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.rules.compiler import RULE_KEYS, Invalid, Vocabulary, actions, condition, typed
-from gateway.rules.model import EVENTS, Rule
+from gateway.rules.model import EVENTS, TIMER_EVENTS, Rule
 from gateway.templates import template_names
 
 log = logging.getLogger("gateway.rules")
@@ -129,6 +129,10 @@ def _rule(table: dict[str, Any], vocab: Vocabulary, file: str, line: int) -> Rul
         raise Invalid("when", "must be a table of conditions")
     conditions = tuple(condition(f"when.{k}", v, vocab) for k, v in when.items())
     then = actions(table.get("then"), vocab)
+    if on in TIMER_EVENTS:
+        for name in ("drop", "auto_reply"):
+            if name in then:
+                raise Invalid(f"then.{name}", f"{on} comes with no mail to drop or answer")
     if not enabled:
         return None
     return Rule(name=name, on=on, conditions=conditions, actions=then,

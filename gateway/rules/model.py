@@ -13,7 +13,9 @@ from typing import Any
 
 from gateway.intake.addresses import Address
 
-EVENTS = ("message.received", "ticket.created", "ticket.status_changed", "ticket.reopened")
+EVENTS = ("message.received", "ticket.created", "ticket.status_changed", "ticket.reopened",
+          "ticket.sla_warning", "ticket.sla_breached", "ticket.idle")
+TIMER_EVENTS = frozenset({"ticket.sla_warning", "ticket.sla_breached", "ticket.idle"})
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -49,6 +51,7 @@ class Facts:
     author: str = "customer"  # customer | agent
     auto_submitted: bool = False
     local_time: datetime | None = None
+    sla: str = ""  # the SLA target of ticket.sla_warning / ticket.sla_breached
 
 
 # A matcher tests one value; asked to (second argument), it also says why. Reasons are only

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
 from gateway.config import Config
+from gateway.intake.addresses import Address
 from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
 from gateway.rules.interpret import Known, decide_early, evaluate
 from gateway.rules.model import Facts, FileFact, Outcome, Rule, RuleTrace
 from gateway.statuses import move
-from store.models import Organisation, RuleHit, Ticket
+from store.models import Contact, Organisation, RuleHit, Ticket
 from store.queries import add_watcher, find_contact
+from store.timers import add_timer
 
 
 @dataclass
@@ -92,6 +94,24 @@ def store_facts(session: Session, facts: Facts, *, ticket: Ticket | None = None,
     )
 
 
+def ticket_facts(session: Session, config: Config, ticket: Ticket, now: datetime,
+                 sla: str = "") -> Facts:
+    """What conditions see on a timer's event: the ticket's own facts, no mail.
+
+    The customer stands in as the sender, so ``when.from`` still tells one customer from another.
+    """
+    customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
+    organisation = session.get(Organisation, ticket.organisation_id) if ticket.organisation_id \
+        else None
+    return Facts(
+        source=ticket.source, channel=ticket.channel, subject=ticket.subject,
+        sender=Address(customer.address, customer.name) if customer else None,
+        organisation=organisation.name if organisation else None, customer_known=True,
+        status=ticket.status, priority=ticket.priority, author="customer",
+        local_time=now.astimezone(config.tickets.zone), sla=sla,
+    )
+
+
 @dataclass(frozen=True)
 class Early:
     """The mail's own facts and the verdicts of every condition on them, decided before the
@@ -139,6 +159,10 @@ def apply(session: Session, config: Config, ticket: Ticket, decisions: Decisions
                 setattr(ticket, column, json.dumps(current, ensure_ascii=False))
         for address in actions.get("add_watcher", []):
             add_watcher(session, ticket.id, address.lower(), "rule")
+        if "remind" in actions:
+            remind = actions["remind"]
+            add_timer(session, ticket.id, "reminder", now + timedelta(minutes=remind["after_minutes"]),
+                      note=remind["note"], created_by=f"rule ({event})", now=now)
         for trace in outcome.fired:
             session.add(RuleHit(
                 ticket_id=ticket.id, message_id=message_id, file=trace.rule.file,
