@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from gateway.agents.identity import NEW_TICKET, signed_reply_address
 from gateway.config import Config, config_folder, load_config
 from gateway.configmodels import SOURCES
+from gateway.durations import format_minutes
 from gateway.errors import ConfigError, StoreUnavailable, TicketgateError, store_errors
 from gateway.intake.files import read_mails
 from gateway.pipeline import RawMail, process
@@ -332,6 +333,7 @@ def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
         named = ", ".join(hit["addresses"][:5]) + (", ..." if hit["left_out"] > 5 else "")
         print(f"capped: limits.{hit['limit']} = {hit['maximum']}: {hit['left_out']} address(es) "
               f"held back ({named}) on <{hit['message_id'] or '-'}> at {hit['at']}")
+    _print_time_and_timers(detail)
     for message in detail["messages"]:
         sender = message["from"] or f"(no valid address: {message['from_raw'] or 'no From'})"
         print(f"\n--- {message['kind']} from {sender} <{message['message_id']}>")
@@ -342,6 +344,24 @@ def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
         for item in message["attachments"]:
             print(f"[attachment] {item['filename']} ({item['content_type']}, {item['size']} B)")
     return 0
+
+
+def _print_time_and_timers(detail: dict[str, Any]) -> None:
+    """Booked time, first response, merge link and pending timers of tickets show."""
+    if detail.get("merged_into"):
+        print(f"merged into {detail['merged_into']}")
+    if detail["first_response_at"]:
+        print(f"first response: {detail['first_response_at']}")
+    entries = detail["time_entries"]
+    if entries:
+        print(f"time booked: {format_minutes(detail['time_booked_minutes'])} in "
+              f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+        for entry in entries:
+            print(f"  {entry['at']}  {entry['agent']}  {format_minutes(entry['minutes'])}  "
+                  f"{entry['activity'] or '-'}")
+    for timer in detail["timers"]:
+        print(f"timer: {timer['kind']} due {timer['due_at']}" + (
+            f" ({timer['note']})" if timer["note"] else ""))
 
 
 def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int:

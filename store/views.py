@@ -17,6 +17,8 @@ from store.models import (
     QuarantinedMail,
     RuleHit,
     Ticket,
+    TimeEntry,
+    Timer,
     Watcher,
 )
 
@@ -57,7 +59,13 @@ def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
     if ticket.linked_ticket_id:
         linked = session.get(Ticket, ticket.linked_ticket_id)
         result["linked_ticket"] = linked.number if linked else None
+    if ticket.merged_into_id:
+        target = session.get(Ticket, ticket.merged_into_id)
+        result["merged_into"] = target.number if target else None
     result["owner"] = ticket.owner
+    result["first_response_at"] = _when(ticket.first_response_at)
+    result["resolved_at"] = _when(ticket.resolved_at)
+    result.update(_time_and_timers(session, ticket))
     result["categories"] = json.loads(ticket.categories)
     result["tags"] = json.loads(ticket.tags)
     result["rule_hits"] = [
@@ -83,6 +91,26 @@ def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
     ).all()
     result["messages"] = [_message(session, m) for m in messages]
     return result
+
+
+def _when(moment: Any) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
+def _time_and_timers(session: Session, ticket: Ticket) -> dict[str, Any]:
+    """Booked time (total and entries) and the timers still to fire."""
+    entries = session.exec(select(TimeEntry).where(TimeEntry.ticket_id == ticket.id)
+                           .order_by(col(TimeEntry.id))).all()
+    timers = session.exec(select(Timer).where(Timer.ticket_id == ticket.id,
+                                              Timer.status == "pending")
+                          .order_by(col(Timer.due_at))).all()
+    return {
+        "time_booked_minutes": sum(e.minutes for e in entries),
+        "time_entries": [{"agent": e.agent, "minutes": e.minutes, "activity": e.activity,
+                          "at": _when(e.created_at)} for e in entries],
+        "timers": [{"kind": t.kind, "due_at": _when(t.due_at), "note": t.note,
+                    "by": t.created_by} for t in timers],
+    }
 
 
 def _message(session: Session, message: Message) -> dict[str, Any]:

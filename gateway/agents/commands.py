@@ -103,8 +103,8 @@ def plan_commands(config: Config, commands: list[Command], by_agent: bool,
         if not by_agent and command.name != "close":
             continue  # customers may only close; anything else is plain text
         problem = _apply(config, plan, command, now or datetime.now(UTC))
-        if problem != LATER:
-            results.append(f"{command.line}: {problem or 'done'}")
+        # A command the store carries out keeps its place; the apply step fills its result in.
+        results.append(command.line if problem == LATER else f"{command.line}: {problem or 'done'}")
     plan.results = tuple(results)
     return plan
 

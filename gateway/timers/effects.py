@@ -61,6 +61,8 @@ def fire(session: Session, config: Config, timer: Timer, ticket: Ticket, now: da
         events.append(SLA_EVENTS[step])
     elif timer.kind == IDLE:
         events.append("ticket.idle")
+    else:
+        raise ValueError(f"unknown timer kind {timer.kind!r}")
     if events and rules:
         _rule_events(session, config, plan, ticket, events, sla, now, rules)
     return plan.notes
