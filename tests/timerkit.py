@@ -93,3 +93,18 @@ def timers(engine: Engine, number: str | None = None) -> list[Timer]:
             query = query.join(Ticket, col(Ticket.id) == col(Timer.ticket_id)).where(
                 Ticket.number == number)
         return list(session.exec(query).all())
+
+
+def config_file(tmp_path: Path, engine: Engine, extra: str = "") -> Path:
+    """The TOML twin of timer_config, for the command line."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'secret = "test-secret"\n[database]\nurl = "{engine.url.render_as_string(hide_password=False)}"\n'
+        '[tickets]\ntimezone = "Europe/Berlin"\n'
+        '[[channel]]\nname = "support"\naddress = "support@example.com"\n'
+        'display_name = "ACME Support"\n'
+        '[[channel]]\nname = "hotline"\naddress = "hotline@example.com"\n'
+        '[[agent]]\naddress = "alice@example.com"\nname = "alice"\ndisplay_name = "Alice Agent"\n'
+        '[[agent]]\naddress = "bob@example.com"\nname = "bob"\ndisplay_name = "Bob"\n' + extra,
+        encoding="utf-8")
+    return path
