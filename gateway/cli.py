@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     share.add_argument("--share-tickets", dest="share", action="store_true", default=None,
                        help="every contact sees all the organisation's tickets")
     share.add_argument("--no-share-tickets", dest="share", action="store_false")
+    report = sub.add_parser("report", help="opened/resolved, response and resolution times, SLA, time")
+    report.add_argument("--since", required=True, help="first day, YYYY-MM-DD ([tickets] timezone)")
+    report.add_argument("--until", default=None, help="last day, YYYY-MM-DD (default: up to now)")
+    report.add_argument("--by", default="channel", choices=("channel", "priority", "activity_type"))
+    report.add_argument("--csv", type=Path, default=None, help="also write the figures as CSV")
+    report.add_argument("--html", type=Path, default=None, help="also write an HTML page with charts")
+    report.add_argument("--json", action="store_true", help="print JSON instead of the table")
     rules = sub.add_parser("rules", help="explain the routing rules")
     rsub = rules.add_subparsers(dest="action", required=True)
     rexplain = rsub.add_parser("explain", help="dry run: which rules would fire on a mail")
@@ -132,7 +139,8 @@ def _command(args: argparse.Namespace) -> int:
         engine = _open_store(config)
         handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
                    "quarantine": _quarantine, "rules": _rules, "outbox": _outbox,
-                   "tokens": _tokens, "organisations": _organisations}[args.command]
+                   "tokens": _tokens, "organisations": _organisations,
+                   "report": _report}[args.command]
         return handler(args, config, engine)
     except ConfigError as exc:
         for line in str(exc).splitlines():  # one problem per line, all of them
@@ -343,6 +351,30 @@ def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
         print(message["text"].strip()[:2000])
         for item in message["attachments"]:
             print(f"[attachment] {item['filename']} ({item['content_type']}, {item['size']} B)")
+    return 0
+
+
+def _report(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    from gateway.report.figures import build_report, period
+    from gateway.report.output import to_csv, to_html, to_text, write
+
+    try:
+        since, until = period(config, args.since, args.until, utcnow())
+    except ValueError as exc:
+        print(f"error: report: {exc}", file=sys.stderr)
+        return 1
+    with store_errors(), transaction(engine) as session:
+        report = build_report(session, config, since, until, args.by)
+    try:
+        if args.csv is not None:
+            write(args.csv, to_csv(report))
+        if args.html is not None:
+            write(args.html, to_html(report))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if args.json
+          else to_text(report))
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Reports: resolution and first-response times, SLA attainment, booked time; text, CSV, HTML."""
