@@ -22,6 +22,9 @@ COLUMNS = ("group", "opened", "resolved", "first_response_count", "first_respons
            "sla_first_response_met", "sla_first_response_missed", "sla_first_response_percent",
            "sla_resolution_met", "sla_resolution_missed", "sla_resolution_percent",
            "booked_minutes")
+HEADERS = ("group", "opened", "resolved", "1st resp. n", "median h", "p90 h", "resolved n",
+           "median h", "p90 h", "SLA 1st met", "missed", "%", "SLA res. met", "missed", "%",
+           "booked min")
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL | re.IGNORECASE)
 PALETTE = ("#1a73e8", "#1e8e3e", "#e8890c", "#d93025", "#9334e6", "#80868b")
 
@@ -116,7 +119,7 @@ def to_html(report: Report) -> str:
     env = Environment(loader=FileSystemLoader(str(BUILTIN)), autoescape=select_autoescape(["j2"]))
     template = env.get_template("report/report.html.j2")
     total = report.groups[-1]
-    return template.render(report=report, total=total, columns=COLUMNS,
+    return template.render(report=report, total=total, columns=HEADERS,
                            rows=[row(g) for g in report.groups], charts=charts(report),
                            first=total.first_response.summary(),
                            resolution=total.resolution.summary(), minutes=format_minutes,
