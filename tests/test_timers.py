@@ -31,6 +31,15 @@ from tests.timerkit import (
 DAY = timedelta(days=1)
 
 
+def add_timers(engine: Engine, number: str | None, specs: list[tuple[str, datetime, str]]) -> None:
+    """Timers written straight into the store: (kind, due, note)."""
+    with transaction(engine) as session:
+        found = session.exec(select(Ticket).where(Ticket.number == number)).one()
+        assert found.id is not None
+        for kind, due, note in specs:
+            add_timer(session, found.id, kind, due, note=note, now=T0)
+
+
 def test_remind_fires_once_at_its_time_across_a_restart(engine: Engine) -> None:
     config = timer_config(engine)
     number = customer_writes(engine, config, "r1", T0).ticket_number
@@ -245,11 +254,7 @@ then.notify = { template = "agent/new_ticket", audience = "owner" }
 def test_two_instances_fire_each_timer_once(engine: Engine) -> None:
     config = timer_config(engine)
     number = customer_writes(engine, config, "many", T0).ticket_number
-    with transaction(engine) as session:
-        found = session.exec(select(Ticket).where(Ticket.number == number)).one()
-        assert found.id is not None
-        for n in range(60):
-            add_timer(session, found.id, "reminder", T0 + timedelta(minutes=n), note=f"n{n}", now=T0)
+    add_timers(engine, number, [("reminder", T0 + timedelta(minutes=n), f"n{n}") for n in range(60)])
     url = engine.url.render_as_string(hide_password=False)
     totals: list[int] = []
     errors: list[BaseException] = []
@@ -304,11 +309,7 @@ async def test_a_reminder_reaches_the_agent_over_smtp(engine: Engine) -> None:
 def test_a_failing_timer_is_retried_then_kept_failed(engine: Engine) -> None:
     config = timer_config(engine)
     number = customer_writes(engine, config, "bad", T0).ticket_number
-    with transaction(engine) as session:
-        found = session.exec(select(Ticket).where(Ticket.number == number)).one()
-        assert found.id is not None
-        add_timer(session, found.id, "no-such-kind-of-timer-effect", T0, now=T0)
-        add_timer(session, found.id, "reminder", T0, now=T0)
+    add_timers(engine, number, [("no-such-kind-of-timer-effect", T0, ""), ("reminder", T0, "")])
     moment = T0
     for _ in range(6):
         fire_due_timers_once(engine, config, moment)

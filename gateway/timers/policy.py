@@ -8,11 +8,12 @@ same commit that stores the reply. Reminders are the agents' own and never touch
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from gateway.config import Config
+from gateway.outbound.flush import aware
 from gateway.statuses import DONE, Status
 from gateway.timers.businesshours import add_business_time, calendar_for
 from store.models import Ticket, Timer
@@ -26,11 +27,7 @@ SLA_KINDS = {  # kind -> (target, what happens)
     "sla_resolution_breach": ("resolution", "breach"),
 }
 MANAGED = (WAITING_REMINDER, AUTO_CLOSE, IDLE, *SLA_KINDS)
-
-
-def aware(moment: datetime) -> datetime:
-    """Times read back from SQLite lack their zone: they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+__all__ = ["MANAGED", "SLA_KINDS", "aware", "responded", "sync_timers", "wanted_timers"]
 
 
 def wanted_timers(config: Config, ticket: Ticket) -> dict[str, datetime]:
