@@ -362,8 +362,9 @@ def store(m: Inbound) -> Disposition | None:
                               m.verdict.label, m.now)
     if body.kind == "customer":
         m.notes.extend(add_copied_watchers(m.session, m.config, ticket.id, m.mail, m.message.id))
-    if m.handled is not None and body.kind == "agent" and body.public and body.text.strip():
-        responded(ticket, m.now)
+    if m.handled is not None and m.handled.outcome == "followup" and body.kind == "agent" \
+            and body.public and body.text.strip():
+        responded(ticket, m.now)  # the first public reply (a request an agent opens is none)
     return None
 
 

@@ -12,7 +12,7 @@ from sqlmodel import select
 from gateway.outbound.flush import flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
-from gateway.timers.fire import fire_due_timers_once
+from gateway.timers.fire import fire_due_timers_once, sync_open_tickets
 from store.db import make_engine, transaction
 from store.models import Ticket, Timer
 from store.timers import add_timer
@@ -319,3 +319,19 @@ def test_a_failing_timer_is_retried_then_kept_failed(engine: Engine) -> None:
     with transaction(engine) as session:
         broken = session.exec(select(Timer).where(Timer.status == "failed")).one()
     assert "unknown timer kind" in broken.last_error
+
+
+def test_a_new_sla_reaches_tickets_already_open(engine: Engine) -> None:
+    before = timer_config(engine)
+    open_ones = [customer_writes(engine, before, f"o{n}", T0).ticket_number for n in range(3)]
+    done = customer_writes(engine, before, "done", T0).ticket_number
+    agent_writes(engine, before, str(done), "#status resolved\nSolved.", T0)
+    assert timers(engine) == []
+    after = timer_config(engine, **SLA)
+    assert sync_open_tickets(engine, after, T0, chunk=2) == 3
+    for number in open_ones:
+        assert {t.kind for t in timers(engine, number)} == {
+            "sla_first_response_warning", "sla_first_response_breach",
+            "sla_resolution_warning", "sla_resolution_breach"}
+    assert timers(engine, done) == []
+    assert sync_open_tickets(engine, after, T0) == 3 and len(timers(engine)) == 12  # no doubles

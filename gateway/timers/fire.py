@@ -123,12 +123,22 @@ def next_due(engine: Engine) -> datetime | None:
     return aware(due) if due is not None else None
 
 
-def sync_open_tickets(engine: Engine, config: Config, now: datetime | None = None) -> int:
-    """Bring every open ticket's timers in line with the configuration (after a change)."""
+def sync_open_tickets(engine: Engine, config: Config, now: datetime | None = None,
+                      chunk: int = 500) -> int:
+    """Bring every open ticket's timers in line with the configuration (after a change).
+
+    In short transactions of chunk tickets each, so mail intake never waits long for them.
+    """
     now = now or datetime.now(UTC)
-    count = 0
-    with store_errors(), transaction(engine) as session:
-        for ticket in session.exec(select(Ticket).where(col(Ticket.status).not_in(DONE))).all():
-            sync_timers(session, config, ticket, now)
-            count += 1
-    return count
+    count, after = 0, 0
+    while True:
+        with store_errors(), transaction(engine) as session:
+            tickets = session.exec(select(Ticket).where(col(Ticket.status).not_in(DONE),
+                                                        col(Ticket.id) > after)
+                                   .order_by(col(Ticket.id)).limit(chunk)).all()
+            for ticket in tickets:
+                sync_timers(session, config, ticket, now)
+        if not tickets:
+            return count
+        count += len(tickets)
+        after = tickets[-1].id or after
