@@ -4,7 +4,8 @@
 time; the service only schedules it). Each timer is claimed with ``SELECT … FOR UPDATE SKIP
 LOCKED`` on PostgreSQL (SQLite: the write lock every transaction takes), and its status
 changes in the transaction that queues its mails: a crash before the commit leaves it
-pending, a commit marks it fired. Two instances never fire one timer twice.
+pending, a commit marks it fired. Two instances never fire one timer twice, and the pass
+never waits for a lock.
 """
 
 from __future__ import annotations
@@ -51,35 +52,54 @@ def fire_due_timers_once(engine: Engine, config: Config, now: datetime | None = 
     """Fire every timer due at now (at most [timers] batch_size); return what happened."""
     now = now or datetime.now(UTC)
     counts = TimerCounts()
+    busy: set[int] = set()  # tickets another transaction holds: tried again next pass
     with store_errors():
         for _ in range(config.timers.batch_size):
-            if not _fire_next(engine, config, now, rules, counts):
+            if not _fire_next(engine, config, now, rules, counts, busy):
                 break
         counts.next_due = next_due(engine)
     return counts
 
 
-def _claim(session: Session, engine: Engine, now: datetime) -> Timer | None:
-    """The earliest due pending timer, locked for this transaction."""
-    query = (select(Timer).where(Timer.status == "pending", col(Timer.due_at) <= now)
+def _claim(session: Session, engine: Engine, now: datetime, busy: set[int]) -> Timer | None:
+    """The earliest due pending timer (of a ticket not found busy), locked for this transaction."""
+    query = (select(Timer).where(Timer.status == "pending", col(Timer.due_at) <= now,
+                                 col(Timer.ticket_id).not_in(busy))
              .order_by(col(Timer.due_at), col(Timer.id)).limit(1))
+    if engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Timer)
+    return session.exec(query).first()
+
+
+def _lock_ticket(session: Session, engine: Engine, ticket_id: int) -> Ticket | None:
+    """The timer's ticket, locked; None while another transaction holds it (never waits).
+
+    A mail's transaction locks the ticket before its timers; this pass holds a timer and
+    only tries the ticket, so the two can never deadlock.
+    """
+    query = select(Ticket).where(Ticket.id == ticket_id)
     if engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return session.exec(query).first()
 
 
 def _fire_next(engine: Engine, config: Config, now: datetime, rules: Sequence[Rule],
-               counts: TimerCounts) -> bool:
-    """Fire one due timer in its own transaction; False when none is due."""
+               counts: TimerCounts, busy: set[int]) -> bool:
+    """Fire one due timer in its own transaction; False when none is due (or all are busy)."""
     claimed: int | None = None
     try:
         with transaction(engine) as session:
-            timer = _claim(session, engine, now)
+            timer = _claim(session, engine, now, busy)
             if timer is None:
                 return False
             claimed = timer.id
-            ticket = session.get(Ticket, timer.ticket_id, with_for_update=True)
-            assert ticket is not None
+            ticket = _lock_ticket(session, engine, timer.ticket_id)
+            if ticket is None:  # being changed right now: its timers wait for the next pass
+                busy.add(timer.ticket_id)
+                return True
+            session.refresh(timer)  # as committed now that the ticket is ours
+            if timer.status != "pending":
+                return True
             if timer.kind != "reminder":
                 sync_timers(session, config, ticket, now)  # still wanted, and still due?
                 if timer.status != "pending" or aware(timer.due_at) > now:
