@@ -76,6 +76,23 @@ def local_moment(day: date, clock: time, zone: ZoneInfo) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _after(now: datetime, duration: timedelta, zone: ZoneInfo) -> datetime:
+    """now + duration; whole days keep the local clock time over a daylight-saving change.
+
+    >>> berlin = ZoneInfo("Europe/Berlin")
+    >>> saturday = datetime(2026, 3, 28, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
+    >>> _after(saturday, timedelta(days=2), berlin).astimezone(berlin).hour
+    10
+    >>> _after(saturday, timedelta(hours=48), berlin) == _after(saturday, timedelta(days=2), berlin)
+    True
+    >>> _after(saturday, timedelta(hours=47), berlin).isoformat()
+    '2026-03-30T08:00:00+00:00'
+    """
+    if duration % timedelta(days=1):
+        return now + duration
+    return (now.astimezone(zone) + duration).astimezone(UTC)
+
+
 def _date(word: str) -> date | None:
     found = _ISO_DATE.match(word)
     try:
@@ -115,9 +132,9 @@ def parse_when(text: str, zone: ZoneInfo, now: datetime,
         raise ValueError("needs a time: #remind 2d call back, or #remind 2026-12-01 09:00 call back")
     duration = parse_duration(words[0])
     if duration is not None:
-        due, rest = now + duration, words[1:]
         if duration <= timedelta(0):
             raise ValueError(f"{words[0]!r} is not a time in the future")
+        due, rest = _after(now, duration, zone), words[1:]
     else:
         day = _date(words[0])
         if day is None:
