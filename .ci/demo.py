@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,12 +92,13 @@ def main() -> None:
         note = next(d.message for d in smtp.handler.to("alice@example.com")
                     if printer in d.message["Subject"])
         print(f"== agent Alice hits Reply on the notification (Reply-To {note['Reply-To']}), "
-              "with a command, quoted text and a signature")
+              "with commands (#priority, #time, #remind), quoted text and a signature")
         server.append(
             f"From: Alice <alice@example.com>\r\nTo: {note['Reply-To']}\r\n"
             f"Subject: Re: {note['Subject']}\r\nIn-Reply-To: {note['Message-ID']}\r\n"
             "Message-ID: <demo-agent-1@laptop.example.com>\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n\r\n#priority 7\r\n"
+            "#time 20m Remote support\r\n#remind 2d Klappe B nachfragen\r\n"
             "Hallo Frau Muster,\r\nbitte öffnen Sie einmal Klappe B und schließen sie wieder.\r\n"
             "-- \r\nAlice, Tel. 030 1234567\r\n\r\n> der Drucker im zweiten Stock ...\r\n".encode())
         print(ticketgate(config, "run", "--once"), end="")
@@ -126,6 +129,9 @@ def main() -> None:
         print(ticketgate(config, "tickets", "list"), end="")
         print(f"== ticketgate tickets show {printer}")
         print(ticketgate(config, "tickets", "show", printer))
+        today = datetime.now(ZoneInfo("Europe/Berlin")).date().isoformat()
+        print(f"== ticketgate report --since {today} (business hours, booked time)")
+        print(ticketgate(config, "report", "--since", today))
         print(f"(config: {config}; try: .venv/bin/ticketgate --config {config} tickets show NUMBER --json)")
     finally:
         smtp.stop()

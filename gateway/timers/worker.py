@@ -63,5 +63,7 @@ class TimerWorker:
                 if self.outage is None:
                     log.warning("timers paused, database unavailable: %s", exc)
                 self.outage = str(exc)
+            except Exception:  # a bug must not stop the timers for good: log it, try again
+                log.exception("timer pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(wait, 0.05))
