@@ -51,7 +51,10 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for group in report.groups:
-        writer.writerow(row(group))
+        cells = row(group)
+        if cells[0][:1] in ("=", "+", "-", "@", "\t", "\r"):  # never a formula in a spreadsheet
+            cells[0] = "'" + cells[0]
+        writer.writerow(cells)
     return out.getvalue()
 
 
