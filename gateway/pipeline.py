@@ -409,13 +409,17 @@ def publish(m: Inbound) -> Disposition | None:
     """Queue the webhook events of this mail: ticket created, message received, status changed."""
     ticket, message = m.ticket, m.message
     assert message is not None
-    opened = m.joined is None or ticket.id != m.joined.id
+    opened = m.landing is not None and m.landing.outcome == "created"  # not a merge target
     if opened:
         emit(m.session, m.config, "ticket.created", ticket, m.now, message=message)
     if is_public(message):
         emit(m.session, m.config, "message.received", ticket, m.now, message=message)
-    if not opened and m.old_status is not None and ticket.status != m.old_status:
-        status_changed(m.session, m.config, ticket, m.old_status, m.now)
+    before = m.handled.previous_status if m.handled is not None else m.old_status
+    if not opened and before is not None and ticket.status != before:
+        status_changed(m.session, m.config, ticket, before, m.now)
+    merged = m.handled.merged if m.handled is not None else None
+    if merged is not None and m.old_status is not None:  # #merge closed the ticket it came to
+        status_changed(m.session, m.config, merged, m.old_status, m.now)
     return None
 
 

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from gateway.outbound.flush import flush_outbox_once
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import SmtpSender
 from gateway.timers.fire import fire_due_timers_once, sync_open_tickets
 from store.db import make_engine, transaction
-from store.models import Ticket, Timer
+from store.models import Ticket, Timer, WebhookDelivery
 from store.timers import add_timer
 from tests.servers.smtp import SmtpServer
 from tests.timerkit import (
@@ -337,3 +337,27 @@ def test_a_new_sla_reaches_tickets_already_open(engine: Engine) -> None:
             "sla_resolution_warning", "sla_resolution_breach"}
     assert timers(engine, done) == []
     assert sync_open_tickets(engine, after, T0) == 3 and len(timers(engine)) == 12  # no doubles
+
+
+def test_auto_close_and_merge_tell_webhook_subscribers(engine: Engine) -> None:
+    config = timer_config(engine, channel=[{"name": "support", "address": "support@example.com",
+                                            "auto_close_days": 2}],
+                          webhook=[{"name": "crm", "url": "https://crm.example.com/hook",
+                                    "events": ["ticket.created", "ticket.status_changed"],
+                                    "secret": "s"}])
+    first = customer_writes(engine, config, "h1", T0).ticket_number
+    second = customer_writes(engine, config, "h2", T0).ticket_number
+    agent_writes(engine, config, str(first), "Which model?", T0)
+    agent_writes(engine, config, str(second), f"#merge {first}", T0, n="merge")
+    fire_due_timers_once(engine, config, T0 + 2 * DAY)
+    with transaction(engine) as session:
+        rows = session.exec(select(WebhookDelivery.event, Ticket.number)
+                            .join(Ticket, col(Ticket.id) == col(WebhookDelivery.ticket_id))
+                            .order_by(col(WebhookDelivery.id))).all()
+    assert [tuple(r) for r in rows] == [
+        ("ticket.created", first), ("ticket.created", second),
+        ("ticket.status_changed", first),   # the agent's reply: waiting for the customer
+        ("ticket.status_changed", second),  # merged: closed (no ticket.created for the target)
+        ("ticket.status_changed", first),   # auto-closed two days later
+    ]
+    assert ticket(engine, first).status == "resolved"

@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session
 
 from gateway.config import Config
+from gateway.outbound.events import status_changed
 from gateway.outbound.notify import Planner, rule_mails
 from gateway.rules.model import Rule
 from gateway.rules.stage import Decisions, apply, decide, ticket_facts
@@ -42,6 +43,7 @@ def fire(session: Session, config: Config, timer: Timer, ticket: Ticket, now: da
          rules: Sequence[Rule]) -> list[str]:
     """Carry out one due timer on its ticket; returns notes on mails held back."""
     plan = Planner(session, config, ticket, now)
+    before = ticket.status
     extra = {"timer": timer_context(config, timer, ticket)}
     events: list[str] = []
     sla = ""
@@ -65,6 +67,8 @@ def fire(session: Session, config: Config, timer: Timer, ticket: Ticket, now: da
         raise ValueError(f"unknown timer kind {timer.kind!r}")
     if events and rules:
         _rule_events(session, config, plan, ticket, events, sla, now, rules)
+    if ticket.status != before:  # auto-close, or a rule on the timer's event
+        status_changed(session, config, ticket, before, now)
     return plan.notes
 
 
