@@ -374,17 +374,29 @@ when.author = "agent"
 then.status = "waiting_internal"
 then.notify = { template = "watcher/update", audience = "watchers" }
 """
+COMMAND_RULES = """
+[[rule]]
+name = "an agent moved the status: watchers hear of it"
+on = "ticket.status_changed"
+when.author = "agent"
+when.status = "waiting_internal"
+then.notify = { template = "watcher/update", audience = "watchers" }
+"""
 SECRET = "SECRET-NOTE-7f3a: customer is difficult"
 
 
 @pytest.mark.parametrize("source", ["email", "portal"])
+@pytest.mark.parametrize(("rules_text", "command"), [(NOTE_RULES, ""),
+                                                     (COMMAND_RULES, "#status waiting_internal\n")],
+                         ids=["rule-on-message", "status-changed-by-command"])
 async def test_rule_driven_customer_mails_after_an_internal_note_never_show_it(
-    engine: Engine, smtp: SmtpServer, tmp_path: Path, source: str
+    engine: Engine, smtp: SmtpServer, tmp_path: Path, source: str, rules_text: str, command: str
 ) -> None:
     """The watcher update and the status mail (portal: the portal update) render the message
-    they are about: for an internal note that must be nothing."""
+    they are about: for an internal note that must be nothing. The same holds, once each, when
+    the note's own #status raised ticket.status_changed and a rule on it sent the update."""
     config = agent_config(engine, smtp)
-    (tmp_path / "10-notes.toml").write_text(NOTE_RULES, "utf-8")
+    (tmp_path / "10-notes.toml").write_text(rules_text, "utf-8")
     rules = RuleBook(tmp_path, vocabulary(config)).current()
     created = process(engine, config, RawMail(mail("c1", "Drucker kaputt", "anna@acme.example",
                                                    headers="Cc: bert@acme.example\r\n"), "in",
@@ -392,10 +404,10 @@ async def test_rule_driven_customer_mails_after_an_internal_note_never_show_it(
     await flush(engine, config)
     (note,) = smtp.handler.to("alice@example.com")
     before = len(smtp.handler.delivered)
-    internal = agent_mail("n", note.message["Reply-To"], f"#internal\n{SECRET}")
+    internal = agent_mail("n", note.message["Reply-To"], f"{command}#internal\n{SECRET}")
     result = process(engine, config, RawMail(internal, "in"), now=T0, rules=rules)
     assert result.ticket_number == created.ticket_number
-    assert ticket(engine, created.ticket_number).status == "waiting_internal"  # the rule fired
+    assert ticket(engine, created.ticket_number).status == "waiting_internal"
     await flush(engine, config)
     new = smtp.handler.delivered[before:]
     to_customers = [d for d in new if d.rcpt_tos != ["alice@example.com"]]

@@ -356,7 +356,7 @@ def unproven_agent(session: Session, config: Config, ticket: Ticket, message: Me
     customers (it may be an internal note); the agent hears why. The rules still apply."""
     plan = Planner(session, config, ticket, now)
     rule_mails(plan, decisions, message, rules_changed_status,
-                thread=_last_customer_mail(session, ticket))
+               thread=_last_customer_mail(session, ticket))
     reason = ("This mail came from your address but without proof that you sent it: it was not "
               "sent to your signed reply address and no trusted mail server confirmed it "
               "(DKIM/SPF). It was stored as an ordinary message and relayed to nobody.")
