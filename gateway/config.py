@@ -33,6 +33,7 @@ from gateway.configmodels import (
     DEFAULT_DATABASE_URL,
     LANGUAGES,
     SECRET_KEYS,
+    SMTP_GRANT,
     AgentConfig,
     BusinessHoursConfig,
     ChannelConfig,
@@ -42,6 +43,7 @@ from gateway.configmodels import (
     LimitsConfig,
     Lower,
     MailboxConfig,
+    OAuthConfig,
     OrganisationConfig,
     OutboundConfig,
     Secret,
@@ -51,6 +53,7 @@ from gateway.configmodels import (
     TicketsConfig,
     TimersConfig,
     WebhookConfig,
+    is_loopback,
     masked_url,
     one_of,
     show,
@@ -59,11 +62,11 @@ from gateway.configmodels import (
 from gateway.errors import ConfigError
 
 __all__ = [
-    "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "AgentConfig",
+    "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "SMTP_GRANT", "AgentConfig",
     "BusinessHoursConfig", "ChannelConfig", "Config", "HttpConfig", "LimitsConfig",
-    "MailboxConfig", "OrganisationConfig", "OutboundConfig", "SlaConfig", "SmtpConfig",
-    "TicketsConfig", "TimersConfig", "WebhookConfig", "config_folder", "load_config",
-    "parse_config",
+    "MailboxConfig", "OAuthConfig", "OrganisationConfig", "OutboundConfig", "SlaConfig",
+    "SmtpConfig", "TicketsConfig", "TimersConfig", "WebhookConfig", "config_folder", "is_loopback",
+    "load_config", "parse_config",
 ]
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -276,6 +279,8 @@ def _problem(error: ErrorDetails) -> tuple[str, str]:
     cause = ctx.get("error")
     if isinstance(cause, Invalid) and cause.key and loc:
         loc[-1] = cause.key
+    if isinstance(cause, Invalid) and cause.below:
+        loc.append(cause.below)
     secret = bool(loc) and loc[-1] in SECRET_KEYS
     got = "" if secret else f", got {show(error['input'])}"
     if isinstance(cause, ValueError):
@@ -292,8 +297,8 @@ def _problem(error: ErrorDetails) -> tuple[str, str]:
 _Named = TypeVar("_Named", MailboxConfig, ChannelConfig, AgentConfig, WebhookConfig, SlaConfig)
 
 
-def _valid_entries(raw: dict[str, Any], key: str,
-                   model: type[_Named]) -> tuple[list[tuple[int, _Named]], bool]:
+def _valid_entries(raw: dict[str, Any], key: str, model: type[_Named],
+                   path: Path | None = None) -> tuple[list[tuple[int, _Named]], bool]:
     """The entries of an array of tables that validate on their own, and whether all of them do."""
     entries = raw.get(key, [])
     if not isinstance(entries, list):
@@ -301,7 +306,7 @@ def _valid_entries(raw: dict[str, Any], key: str,
     valid = []
     for index, entry in enumerate(entries):
         with contextlib.suppress(ValidationError):  # reported by the validation of the whole file
-            valid.append((index, model.model_validate(entry)))
+            valid.append((index, model.model_validate(entry, context={"path": path})))
     return valid, len(valid) == len(entries)
 
 
@@ -330,16 +335,43 @@ def _domains_twice(raw: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def _cross_checks(raw: dict[str, Any]) -> list[tuple[str, str]]:
+def _oauth_checks(raw: dict[str, Any], mailboxes: Sequence[tuple[int, MailboxConfig]],
+                  path: Path | None) -> list[tuple[str, str]]:
+    """OAuth settings that span tables: the secret that seals refresh tokens, SMTP's grant."""
+    problems: list[tuple[str, str]] = []
+    smtp: SmtpConfig | None = None
+    with contextlib.suppress(ValidationError):  # reported by the validation of the whole file
+        smtp = SmtpConfig.model_validate(raw["smtp"], context={"path": path}) if "smtp" in raw else None
+    sealed = [f"mailbox {m.name!r}" for _, m in mailboxes
+              if m.oauth is not None and m.oauth.grant == "refresh_token"]
+    if smtp is not None and smtp.oauth is not None and smtp.oauth.grant == "refresh_token":
+        sealed.append("[smtp]")
+    if sealed and not (raw.get("secret") or raw.get("secret_env")):
+        problems.append(("secret", "is required (or secret_env): it encrypts the stored OAuth "
+                                   f"refresh tokens ({', '.join(sealed)})"))
+    oauth_boxes = {m.name for _, m in mailboxes if m.auth == "oauth2"}
+    if smtp is not None and smtp.oauth_mailbox is not None and smtp.oauth_mailbox not in oauth_boxes:
+        known = ", ".join(sorted(oauth_boxes)) or "none"
+        problems.append(("smtp.oauth_mailbox", f"names no mailbox with auth = \"oauth2\": "
+                                               f"{smtp.oauth_mailbox!r} (known: {known})"))
+    if smtp is not None and smtp.oauth is not None:
+        problems += [(f"mailbox[{i}].name", f"{SMTP_GRANT!r} is the name of [smtp]'s OAuth grant; "
+                                            "rename the mailbox") for i, m in mailboxes
+                     if m.name == SMTP_GRANT]
+    return problems
+
+
+def _cross_checks(raw: dict[str, Any], path: Path | None = None) -> list[tuple[str, str]]:
     """Problems between tables, found among the valid entries even when others are invalid."""
-    mailboxes, _ = _valid_entries(raw, "mailbox", MailboxConfig)
+    mailboxes, _ = _valid_entries(raw, "mailbox", MailboxConfig, path)
     channels, complete = _valid_entries(raw, "channel", ChannelConfig)
     agents, _ = _valid_entries(raw, "agent", AgentConfig)
     webhooks, _ = _valid_entries(raw, "webhook", WebhookConfig)
     slas, _ = _valid_entries(raw, "sla", SlaConfig)
     problems = [*_used_twice("mailbox", mailboxes), *_used_twice("channel", channels),
                 *_used_twice("agent", agents), *_used_twice("webhook", webhooks),
-                *_used_twice("sla", slas), *_domains_twice(raw)]
+                *_used_twice("sla", slas), *_domains_twice(raw),
+                *_oauth_checks(raw, mailboxes, path)]
     if not complete:
         return problems  # an invalid channel would make every mention of it look unknown
     names = {c.name for _, c in channels} or {_DEFAULT_CHANNEL.name}
@@ -361,7 +393,7 @@ def _lines(source: str, problems: list[tuple[str, str]]) -> str:
 
 def parse_config(raw: dict[str, Any], source: str, path: Path | None = None) -> Config:
     """Build a Config from parsed TOML; one ConfigError names every problem, one per line."""
-    problems = _cross_checks(raw)
+    problems = _cross_checks(raw, path)
     try:
         file = _File.model_validate(raw, context={"path": path})
     except ValidationError as exc:

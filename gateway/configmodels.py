@@ -6,12 +6,15 @@ values; ``gateway.config`` turns pydantic's errors into ``FILE: KEY: message`` l
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Iterator
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -30,26 +33,28 @@ from pydantic import (
 )
 
 __all__ = [
-    "DEFAULT_DATABASE_URL", "LANGUAGES", "SECRET_KEYS", "SOURCES", "WEBHOOK_EVENTS", "AgentConfig",
-    "BusinessHoursConfig", "ChannelConfig", "Config", "HttpConfig", "Invalid", "LimitsConfig",
-    "Lower", "MailboxConfig", "OrganisationConfig", "OutboundConfig", "Secret", "Section",
-    "SlaConfig", "SmtpConfig", "TicketsConfig", "TimersConfig", "WebhookConfig", "masked_url",
-    "one_of", "show", "with_env",
+    "DEFAULT_DATABASE_URL", "LANGUAGES", "SECRET_KEYS", "SMTP_GRANT", "SOURCES", "WEBHOOK_EVENTS",
+    "AgentConfig", "BusinessHoursConfig", "ChannelConfig", "Config", "HttpConfig", "Invalid",
+    "LimitsConfig", "Lower", "MailboxConfig", "OAuthConfig", "OrganisationConfig", "OutboundConfig",
+    "Secret", "Section", "SlaConfig", "SmtpConfig", "TicketsConfig", "TimersConfig", "WebhookConfig",
+    "is_loopback", "masked_url", "one_of", "show", "with_env",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ticketgate.db"
 LANGUAGES = ("de", "en")
-SECRET_KEYS = frozenset({"password", "secret"})  # their values never appear in errors or repr
+SECRET_KEYS = frozenset({"password", "secret", "client_secret"})  # never in errors or repr
+SMTP_GRANT = "smtp"  # the name `ticketgate auth login` knows [smtp]'s own OAuth grant by
 SOURCES = ("email", "portal", "api", "phone", "web")  # where a ticket came from (rules: when.source)
 WEBHOOK_EVENTS = ("ticket.created", "ticket.status_changed", "message.received", "message.sent")
 
 
 class Invalid(ValueError):
-    """A value fails a check; key names the input key to blame when it is not the field itself."""
+    """A value fails a check; key names the input key to blame when it is not the field itself,
+    below the key inside the table to blame when a whole-table check fails."""
 
-    def __init__(self, message: str, key: str | None = None) -> None:
+    def __init__(self, message: str, key: str | None = None, below: str | None = None) -> None:
         super().__init__(message)
-        self.key = key
+        self.key, self.below = key, below
 
 
 def show(value: Any) -> str:
@@ -155,7 +160,57 @@ def _with_defaults(data: Any, security: str, ports: dict[str, int]) -> Any:
     return data
 
 
+def is_loopback(host: str) -> bool:
+    """Whether host names this machine: plain text to it never crosses a network.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "127.9.0.1", "::1", "[::1]", "localhost", "LocalHost.")]
+    [True, True, True, True, True, True]
+    >>> [is_loopback(h) for h in ("10.0.0.1", "imap.example.com", "localhost.example.com", "")]
+    [False, False, False, False]
+    """
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoint(value: str) -> str:
+    """Tokens and client secrets travel to this URL: HTTPS, or plain HTTP to this machine only.
+
+    >>> _endpoint("https://login.example.com/token"), _endpoint("http://127.0.0.1:8080/token")
+    ('https://login.example.com/token', 'http://127.0.0.1:8080/token')
+    >>> _endpoint("http://auth.example.com/token")
+    Traceback (most recent call last):
+    ...
+    gateway.configmodels.Invalid: must be an https:// URL (http:// only to a loopback host), got 'http://auth.example.com/token'
+    """
+    parts = urlsplit(value)
+    if not parts.hostname or not (parts.scheme == "https" or (
+            parts.scheme == "http" and is_loopback(parts.hostname))):
+        raise Invalid(f"must be an https:// URL (http:// only to a loopback host), got {show(value)}")
+    return value.rstrip("/")
+
+
+def _ca_file(value: str, info: ValidationInfo) -> str:
+    """The PEM bundle of a private CA, relative to the config's folder; loaded now, not at connect."""
+    path = Path(value)
+    base = (info.context or {}).get("path")
+    if not path.is_absolute() and base is not None:
+        path = base.parent / path
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        raise Invalid(f"file {value!r} not found (relative to the config file's folder)") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise Invalid(f"file {value!r} holds no usable PEM certificate: {exc}") from None
+    return str(path.resolve())
+
+
 Secret = Annotated[str, BeforeValidator(_from_env)]
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
 Lower = Annotated[str, StringConstraints(to_lower=True)]  # addresses and domains: folded once
 Followup = Annotated[str, one_of("reopen", "new", "reject")]
 Language = Annotated[str, one_of(*LANGUAGES)]
@@ -167,15 +222,96 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class MailboxConfig(Section):
+class OAuthConfig(Section):
+    """[mailbox.oauth] / [smtp.oauth]: where the access tokens for SASL XOAUTH2/OAUTHBEARER come from."""
+
+    provider: Annotated[str, one_of("microsoft", "google", "generic")]
+    client_id: Annotated[str, StringConstraints(min_length=1)]
+    client_secret: Secret | None = Field(default=None, repr=False)
+    grant: Annotated[str, one_of("refresh_token", "client_credentials")] = "refresh_token"
+    tenant: Annotated[str, StringConstraints(min_length=1)] = "organizations"  # microsoft only
+    authority: Endpoint = "https://login.microsoftonline.com"  # microsoft only (national clouds)
+    token_url: Endpoint | None = None  # generic: required; others: the provider's
+    device_url: Endpoint | None = None  # device authorization endpoint (RFC 8628)
+    authorize_url: Endpoint | None = None  # authorization endpoint (code flow, localhost redirect)
+    scopes: tuple[str, ...] | None = Field(default=None, strict=False)  # None: the provider's
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_defaults(cls, data: Any) -> Any:
+        """client_secret_env may stand in for client_secret."""
+        return with_env(data, "client_secret")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OAuthConfig:
+        """Settings that only make sense together; each error names the key to change."""
+        given = self.model_fields_set
+        for key in ("tenant", "authority"):
+            if key in given and self.provider != "microsoft":
+                raise Invalid("is only used with provider = \"microsoft\"", below=key)
+        if self.provider == "generic" and self.token_url is None:
+            raise Invalid("is required with provider = \"generic\"", below="token_url")
+        if self.grant == "client_credentials":
+            if self.provider == "google":
+                raise Invalid("Google has no client-credentials grant for mail; use "
+                              "\"refresh_token\" (ticketgate auth login)", below="grant")
+            if self.client_secret is None:
+                raise Invalid("is required (or client_secret_env) with grant = \"client_credentials\"",
+                              below="client_secret")
+            if self.provider == "microsoft" and self.tenant in ("organizations", "common", "consumers"):
+                raise Invalid("must be your tenant's id or domain with grant = \"client_credentials\", "
+                              f"got {show(self.tenant)}", below="tenant")
+        if self.provider == "google" and self.client_secret is None:
+            raise Invalid("is required (or client_secret_env) with provider = \"google\"",
+                          below="client_secret")
+        return self
+
+
+class _Server(Section):
+    """What every mail server connection has: where, how secured, how we sign in."""
+
+    host: str
+    port: PositiveInt
+    security: Annotated[str, one_of("tls", "starttls", "none")]
+    username: str | None = None
+    password: Secret | None = Field(default=None, repr=False)
+    auth: Annotated[str, one_of("password", "oauth2")] = "password"
+    oauth: OAuthConfig | None = None
+    ca_file: str | None = None  # a private CA's PEM bundle, trusted instead of the system's
+    allow_insecure: bool = False  # security = "none" to a host that is not this machine
+    timeout_seconds: PositiveFloat = 30.0
+
+    @field_validator("ca_file")
+    @classmethod
+    def _trusted_ca(cls, value: str, info: ValidationInfo) -> str:
+        """The file must exist and load, so `check` finds a typo before the first connect."""
+        return _ca_file(value, info)
+
+    @model_validator(mode="after")
+    def _sign_in(self) -> _Server:
+        """The sign-in settings agree with auth and security; plain text only where it stays local."""
+        if self.security == "none" and not self.allow_insecure and not is_loopback(self.host):
+            raise Invalid("\"none\" would send the password or token in plain text over the network; "
+                          "use \"tls\" or \"starttls\" (or set allow_insecure = true to insist)",
+                          below="security")
+        if self.ca_file is not None and self.security == "none":
+            raise Invalid("has no effect with security = \"none\"", below="ca_file")
+        if self.auth == "oauth2":
+            if self.password is not None:
+                raise Invalid("is not used with auth = \"oauth2\"; remove it", below="password")
+            if self.username is None:
+                raise Invalid("is required with auth = \"oauth2\" (the mailbox address)",
+                              below="username")
+        elif self.oauth is not None:
+            raise Invalid("is only used with auth = \"oauth2\"", below="oauth")
+        return self
+
+
+class MailboxConfig(_Server):
     """One IMAP mailbox the service watches."""
 
     name: str
-    host: str
-    port: PositiveInt
-    security: Annotated[str, one_of("tls", "none")]  # "tls" (implicit TLS) or "none"
     username: str
-    password: Secret = Field(repr=False)
     folder: str = "INBOX"
     processed_folder: str | None = None
     failed_folder: str | None = None
@@ -184,13 +320,22 @@ class MailboxConfig(Section):
     idle: bool = True
     poll_seconds: PositiveFloat = 60.0
     batch_size: Annotated[PositiveInt, AfterValidator(_imap_batch)] = 100
-    timeout_seconds: PositiveFloat = 30.0
 
     @model_validator(mode="before")
     @classmethod
     def _file_defaults(cls, data: Any) -> Any:
         """The file may give password_env instead of password, and leave security and port out."""
-        return _with_defaults(with_env(data, "password"), "tls", {"tls": 993, "none": 143})
+        ports = {"tls": 993, "starttls": 143, "none": 143}
+        return _with_defaults(with_env(data, "password"), "tls", ports)
+
+    @model_validator(mode="after")
+    def _oauth_needed(self) -> MailboxConfig:
+        """A mailbox signs in somehow: with a password, or with an [mailbox.oauth] table."""
+        if self.auth == "oauth2" and self.oauth is None:
+            raise Invalid("is required with auth = \"oauth2\" (a [mailbox.oauth] table)", below="oauth")
+        if self.auth == "password" and self.password is None:
+            raise Invalid("is required (or password_env)", below="password")
+        return self
 
 
 class TicketsConfig(Section):
@@ -255,15 +400,27 @@ class LimitsConfig(Section):
     recipients_per_event: PositiveInt = 60  # customer-side recipients of all mails one event causes
 
 
-class SmtpConfig(Section):
+class SmtpConfig(_Server):
     """Where outbound mail is handed over."""
 
-    host: str
-    port: PositiveInt
-    security: Annotated[str, one_of("tls", "starttls", "none")]
-    username: str | None = None
-    password: Secret | None = Field(default=None, repr=False)
-    timeout_seconds: PositiveFloat = 30.0
+    oauth_mailbox: str | None = None  # auth = "oauth2": use this mailbox's grant instead of [smtp.oauth]
+
+    @model_validator(mode="after")
+    def _oauth_source(self) -> SmtpConfig:
+        """OAuth for SMTP needs a grant: its own [smtp.oauth], or a mailbox's (oauth_mailbox)."""
+        if self.auth == "oauth2" and (self.oauth is None) == (self.oauth_mailbox is None):
+            raise Invalid("give either a [smtp.oauth] table or oauth_mailbox = \"NAME\" with "
+                          "auth = \"oauth2\"", below="oauth")
+        if self.auth != "oauth2" and self.oauth_mailbox is not None:
+            raise Invalid("is only used with auth = \"oauth2\"", below="oauth_mailbox")
+        return self
+
+    @property
+    def grant_name(self) -> str | None:
+        """The name of the OAuth grant SMTP signs in with (None: no OAuth)."""
+        if self.auth != "oauth2":
+            return None
+        return self.oauth_mailbox or SMTP_GRANT
 
     @model_validator(mode="before")
     @classmethod

@@ -5,8 +5,11 @@
     ├── TemporaryError               try again later: the service backs off, the CLI says so
     │   ├── StoreUnavailable             the database cannot be reached
     │   ├── TemporarySourceError         IMAP network fault or timeout (also a SourceError)
-    │   └── TemporarySendError           SMTP 4xx or network fault (also a SendError)
+    │   ├── TemporarySendError           SMTP 4xx or network fault (also a SendError)
+    │   └── TokenEndpointUnavailable     the OAuth token endpoint is down (network, 5xx, 429)
     ├── SourceError                  a mail source refused us (login, select): retrying won't fix it
+    │   └── SignInError                  sign-in refused for good: revoked grant, wrong client
+    │                                    secret, rejected token, untrusted certificate; says the fix
     └── SendError                    an outbound mail was not handed over
         └── PermanentSendError           5xx: give up, record
 
@@ -44,6 +47,15 @@ class SourceError(TicketgateError):
 
 class TemporarySourceError(TemporaryError, SourceError):
     """A mail source failed in a way a reconnect may fix (network, timeout)."""
+
+
+class SignInError(SourceError):
+    """A mailbox (or SMTP) sign-in failed in a way only the admin can fix; the message names
+    the mailbox and the fix (usually `ticketgate auth login NAME`)."""
+
+
+class TokenEndpointUnavailable(TemporaryError):
+    """The OAuth token endpoint could not be reached or answered 5xx/429; tried again later."""
 
 
 class SendError(TicketgateError):

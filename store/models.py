@@ -312,3 +312,28 @@ class TimeEntry(SQLModel, table=True):
     activity: str = Field(default="", max_length=100)
     message_id: int | None = Field(default=None, foreign_key="message.id")
     created_at: datetime = _stamp()
+
+
+class OAuthGrant(SQLModel, table=True):
+    """A mailbox's OAuth grant: the refresh token sealed with the configured secret, and its state.
+
+    ``name`` is the mailbox name (or ``smtp``); ``client_id`` and ``token_url`` say whom the
+    grant belongs to, so a changed app registration asks for a new sign-in instead of failing
+    obscurely. The access token itself lives in memory only; its expiry is kept for
+    ``ticketgate auth status``.
+    """
+
+    __tablename__ = "oauth_grant"
+
+    name: str = Field(primary_key=True, max_length=200)
+    provider: str = Field(max_length=20)
+    grant_type: str = Field(max_length=40)  # refresh_token | client_credentials
+    client_id: str = Field(max_length=255)
+    token_url: str = Field(sa_column=Column(Text, nullable=False))
+    sealed_refresh_token: str | None = Field(default=None, sa_column=Column(Text))
+    scopes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    signed_in_at: datetime | None = _stamp(nullable=True)
+    refreshed_at: datetime | None = _stamp(nullable=True)
+    access_expires_at: datetime | None = _stamp(nullable=True)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    last_error_at: datetime | None = _stamp(nullable=True)

@@ -51,10 +51,10 @@ def test_check_accepts_the_example_config(capsys: pytest.CaptureFixture[str],
 def test_check_names_file_and_key_and_hides_passwords(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     bad = _config(tmp_path, '[[mailbox]]\nname = "m"\nhost = "h"\nusername = "u"\n'
-                            'password = "hunter2"\nsecurity = "starttls"\n')
+                            'password = "hunter2"\nsecurity = "ssl"\n')
     code, out, err = _run(capsys, "--config", str(bad), "check")
     assert code == 1
-    assert f"{bad}: mailbox[0].security: must be one of tls, none, got 'starttls'" in err
+    assert f"{bad}: mailbox[0].security: must be one of tls, starttls, none, got 'ssl'" in err
     assert "hunter2" not in out + err
 
 

@@ -21,11 +21,11 @@ BAD = [  # (TOML data, the one line it gives after "FILE: ")
     ({"database": {"url": 5}}, "database.url: must be str, got 5"),
     ({"mailbox": [{**BOX, "port": "993"}]}, "mailbox[0].port: must be int, got '993'"),
     ({"mailbox": [{**BOX, "security": "ssl"}]},
-     "mailbox[0].security: must be one of tls, none, got 'ssl'"),
+     "mailbox[0].security: must be one of tls, starttls, none, got 'ssl'"),
     ({"mailbox": [{k: v for k, v in BOX.items() if k != "host"}]}, "mailbox[0].host: is required"),
     ({"mailbox": [{k: v for k, v in BOX.items() if k != "password"}]},
      "mailbox[0].password: is required (or password_env)"),
-    ({"mailbox": [{**BOX, "password": None}]}, "mailbox[0].password: must be str"),
+    ({"mailbox": [{**BOX, "password": 5}]}, "mailbox[0].password: must be str"),
     ({"mailbox": [{**BOX, "batch_size": 500}]},
      "mailbox[0].batch_size: must be at most 200 (aioimaplib limit), got 500"),
     ({"mailbox": [{**BOX, "channel": "sales"}]},
@@ -92,10 +92,11 @@ def test_derived_defaults() -> None:
     config = parse_config({
         "channel": [{"name": "support", "address": "Support@Example.COM"}],
         "agent": [{"address": "Bob@example.com", "name": "bob"}],
-        "mailbox": [{**BOX, "security": "none"}],
+        "mailbox": [{**BOX, "security": "none", "allow_insecure": True},
+                    {**BOX, "name": "n", "security": "starttls"}],
         "smtp": {"host": "smtp.example.com", "security": "tls"},
     }, "c")
-    assert config.mailboxes[0].port == 143 and config.smtp is not None and config.smtp.port == 465
+    assert config.mailboxes[0].port == 143 and config.mailboxes[1].port == 143 and config.smtp is not None and config.smtp.port == 465
     assert config.agents[0].display_name == "bob" and config.agents[0].address == "bob@example.com"
     assert config.outbound.message_id_domain == "example.com"
     assert config.own_domains == ("example.com",)
