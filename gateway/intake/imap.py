@@ -4,6 +4,12 @@ aioimaplib 2.0.3 dies on responses of ~1,000 lines (RecursionError; the awaited 
 never returns), so every command runs under a timeout, fetches go in UID batches of at
 most 200, and a timeout is treated as a dead connection: the caller reconnects and resumes
 from the ledger.
+
+Sign-in: LOGIN with a password, or AUTHENTICATE OAUTHBEARER / XOAUTH2 with an access token
+(``gateway.auth``). aioimaplib's own ``xoauth2()`` hangs on a rejected token (it never answers
+the server's error challenge), so AUTHENTICATE is driven here and answers it. aioimaplib has
+no STARTTLS: after the server's OK the connection is upgraded with the event loop's
+``start_tls``; if anything fails, nothing is sent in plain text.
 """
 
 from __future__ import annotations
@@ -11,13 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aioimaplib
 
+from gateway.auth.sasl import abort_reply, failure_detail, initial_response
+from gateway.auth.signin import Credentials, PasswordSignIn, SignIn
+from gateway.auth.tls import client_context, tls_problem
 from gateway.config import MailboxConfig
-from gateway.errors import SourceError, TemporarySourceError
+from gateway.errors import SignInError, SourceError, TemporarySourceError
 
 log = logging.getLogger("gateway.imap")
 
@@ -66,12 +77,39 @@ def parse_fetch(lines: Sequence[Any]) -> list[tuple[int, bytes]]:
     return found
 
 
+class _Authenticate(aioimaplib.Command):  # type: ignore[misc]
+    """AUTHENTICATE that answers each server challenge ("+ ...") with the next of answers.
+
+    With SASL-IR the token goes in the command and the only challenge is an error report, which
+    the client must answer before the server sends its final NO.
+    """
+
+    def __init__(self, protocol: Any, mechanism: str, initial: str | None, answers: list[str]) -> None:
+        args = (mechanism, initial) if initial is not None else (mechanism,)
+        super().__init__("AUTHENTICATE", protocol.new_tag(), *args, loop=protocol.loop)
+        self._protocol, self._answers = protocol, answers
+        self.challenge = ""
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        super().append_to_resp(line, result)
+        if result == "Pending" and line.startswith(b"+"):
+            self.challenge = line[1:].strip().decode("ascii", "replace")
+            answer = self._answers.pop(0) if self._answers else "*"  # "*" cancels (RFC 3501)
+            self._protocol.transport.write(answer.encode("ascii") + b"\r\n")
+
+
 class ImapMailbox:
     """One logged-in, selected IMAP folder."""
 
-    def __init__(self, config: MailboxConfig) -> None:
+    def __init__(self, config: MailboxConfig, signin: SignIn | None = None) -> None:
         self.config = config
+        if signin is None:
+            if config.auth != "password" or config.password is None:
+                raise ValueError(f"{config.name}: auth = {config.auth!r} needs a SignIn")
+            signin = PasswordSignIn(config.username, config.password)
+        self.signin = signin
         self.uidvalidity = 0
+        self.renew_at: datetime | None = None  # sign in again by then (the access token expires)
         self._client: Any = None
         self._idle = False
         self._move = False
@@ -92,20 +130,10 @@ class ImapMailbox:
         return response
 
     async def connect(self) -> None:
-        """Connect, log in, select the folder and create the target folders."""
+        """Connect (TLS, STARTTLS or plain), sign in, select the folder, create the target folders."""
         cfg = self.config
-        if cfg.security == "tls":
-            client = aioimaplib.IMAP4_SSL(host=cfg.host, port=cfg.port,
-                                          timeout=cfg.timeout_seconds)
-        else:
-            client = aioimaplib.IMAP4(host=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds)
-        self._client = client
-        await self._run(client.wait_hello_from_server(), "greeting")
-        if client.protocol.state == "NONAUTH" and client.protocol.capabilities == set():
-            raise TemporarySourceError(f"{cfg.name}: no greeting from {cfg.host}:{cfg.port}")
-        response = await self._run(client.login(cfg.username, cfg.password), "login")
-        if response.result != "OK":
-            raise SourceError(f"{cfg.name}: login as {cfg.username!r} refused by {cfg.host}")
+        client = await self._open()
+        await self._sign_in(client)
         for folder in (cfg.processed_folder, cfg.failed_folder):
             if folder:
                 await self._run(client.create(folder), f"create {folder}")  # NO if it exists
@@ -117,6 +145,99 @@ class ImapMailbox:
         caps = client.protocol.capabilities
         self._idle = self.config.idle and "IDLE" in caps
         self._move = "MOVE" in caps
+
+    async def _open(self) -> Any:
+        """A connection that has greeted us, encrypted unless security = "none"."""
+        cfg = self.config
+        where = f"{cfg.host}:{cfg.port}"
+        context = client_context(cfg.ca_file) if cfg.security != "none" else None
+        if cfg.security == "tls":
+            client = aioimaplib.IMAP4_SSL(host=cfg.host, port=cfg.port,
+                                          timeout=cfg.timeout_seconds, ssl_context=context)
+        else:
+            client = aioimaplib.IMAP4(host=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds)
+        self._client = client
+        try:
+            await self._run(client.wait_hello_from_server(), "greeting")
+        except TemporarySourceError as exc:
+            problem = tls_problem(exc.__cause__, where, cfg.ca_file) if exc.__cause__ else None
+            if problem:
+                raise SignInError(f"{cfg.name}: {problem}") from exc
+            raise
+        if client.protocol.state == "NONAUTH" and client.protocol.capabilities == set():
+            raise TemporarySourceError(f"{cfg.name}: no greeting from {where}")
+        if cfg.security == "starttls":
+            assert context is not None
+            await self._starttls(client, context)
+        return client
+
+    async def _starttls(self, client: Any, context: ssl.SSLContext) -> None:
+        """Upgrade to TLS after the server's OK; any failure ends the connection, never plain text."""
+        cfg = self.config
+        where = f"{cfg.host}:{cfg.port}"
+        protocol = client.protocol
+        if "STARTTLS" not in protocol.capabilities:
+            raise SignInError(f"{cfg.name}: {where} does not offer STARTTLS; not signing in without "
+                              "TLS (security = \"tls\" for port 993?)")
+        command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        response = await self._run(protocol.execute(command), "STARTTLS")
+        if response.result != "OK":
+            raise SignInError(f"{cfg.name}: {where} refused STARTTLS ({response.result}); not "
+                              "signing in without TLS")
+        loop = asyncio.get_running_loop()
+        try:
+            protocol.transport = await asyncio.wait_for(
+                loop.start_tls(protocol.transport, protocol, context, server_hostname=cfg.host),
+                cfg.timeout_seconds)
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            protocol.state = aioimaplib.LOGOUT
+            problem = tls_problem(exc, where, cfg.ca_file) or (
+                f"TLS handshake with {where} after STARTTLS failed ({type(exc).__name__}: {exc}); "
+                "not continuing in plain text")
+            raise SignInError(f"{cfg.name}: {problem}") from exc
+        await self._run(protocol.capability(), "capability")  # what the server said before TLS is void
+
+    async def _sign_in(self, client: Any) -> None:
+        """LOGIN or AUTHENTICATE; a refused token is renewed once, then the refusal is final."""
+        cfg = self.config
+        creds = await self.signin.credentials()
+        if not creds.oauth:
+            response = await self._run(client.login(creds.username, creds.secret), "login")
+            if response.result != "OK":
+                raise SourceError(f"{cfg.name}: login as {creds.username!r} refused by {cfg.host}")
+        else:
+            refused = await self._authenticate(client, creds)
+            if refused:
+                log.info("%s: access token refused (%s): getting a new one", cfg.name, refused)
+                creds = await self.signin.credentials(renew=True)
+                refused = await self._authenticate(client, creds)
+            if refused:
+                raise SignInError(
+                    f"{cfg.name}: {cfg.host} refused the sign-in of {creds.username!r} even with a new "
+                    f"access token ({refused}): check that the app may open this mailbox (scopes, "
+                    f"IMAP enabled), then run `ticketgate auth login {cfg.name}`")
+        self.renew_at = creds.renew_at
+        await self._run(client.protocol.capability(), "capability")  # MOVE etc. appear now
+
+    async def _authenticate(self, client: Any, creds: Credentials) -> str:
+        """SASL OAUTHBEARER (when offered) or XOAUTH2; "" when signed in, else why not."""
+        cfg = self.config
+        protocol = client.protocol
+        caps = protocol.capabilities
+        mechanism = "OAUTHBEARER" if "AUTH=OAUTHBEARER" in caps else "XOAUTH2"
+        if f"AUTH={mechanism}" not in caps:
+            raise SignInError(f"{cfg.name}: {cfg.host} offers neither XOAUTH2 nor OAUTHBEARER; "
+                              "use auth = \"password\" for this server")
+        initial = initial_response(mechanism, creds.username, creds.secret, cfg.host, cfg.port)
+        with_ir = "SASL-IR" in caps
+        answers = [abort_reply(mechanism)] if with_ir else [initial, abort_reply(mechanism)]
+        command = _Authenticate(protocol, mechanism, initial if with_ir else None, answers)
+        response = await self._run(protocol.execute(command, scrub=initial), "authenticate")
+        if response.result == "OK":
+            protocol.state = aioimaplib.AUTH
+            return ""
+        detail = failure_detail(command.challenge) if command.challenge else "no details"
+        return f"{mechanism} {response.result}: {detail}"
 
     async def search(self, first_uid: int | None) -> list[int]:
         """UIDs in the folder (from first_uid on, when given), ascending."""
@@ -198,7 +319,8 @@ class ImapMailbox:
         if client is None:
             return
         try:
-            await asyncio.wait_for(client.logout(), 5)
+            if client.protocol.state in (aioimaplib.AUTH, aioimaplib.SELECTED):
+                await asyncio.wait_for(client.logout(), 5)
         except Exception:  # closing a broken connection: nothing left to save
             log.debug("%s logout failed", self.config.name)
         transport = getattr(client.protocol, "transport", None)
