@@ -96,7 +96,8 @@ def test_derived_defaults() -> None:
                     {**BOX, "name": "n", "security": "starttls"}],
         "smtp": {"host": "smtp.example.com", "security": "tls"},
     }, "c")
-    assert config.mailboxes[0].port == 143 and config.mailboxes[1].port == 143 and config.smtp is not None and config.smtp.port == 465
+    assert config.mailboxes[0].port == 143 and config.mailboxes[1].port == 143
+    assert config.smtp is not None and config.smtp.port == 465
     assert config.agents[0].display_name == "bob" and config.agents[0].address == "bob@example.com"
     assert config.outbound.message_id_domain == "example.com"
     assert config.own_domains == ("example.com",)
