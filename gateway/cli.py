@@ -98,6 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--csv", type=Path, default=None, help="also write the figures as CSV")
     report.add_argument("--html", type=Path, default=None, help="also write an HTML page with charts")
     report.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    auth = sub.add_parser("auth", help="OAuth sign-in of mailboxes: login once, status")
+    asub = auth.add_subparsers(dest="action", required=True)
+    alogin = asub.add_parser("login", help="sign a mailbox (or smtp) in and store its grant")
+    alogin.add_argument("name", help="the mailbox name, or smtp for [smtp.oauth]")
+    alogin.add_argument("--flow", choices=("device", "browser"), default=None,
+                        help="device code, or a browser redirected to localhost (default: the provider's)")
+    alogin.add_argument("--port", type=int, default=0,
+                        help="browser flow: the localhost port to listen on (default: any free one)")
+    astatus = asub.add_parser("status", help="each mailbox's sign-in, grant and token expiry")
+    astatus.add_argument("--json", action="store_true")
     rules = sub.add_parser("rules", help="explain the routing rules")
     rsub = rules.add_subparsers(dest="action", required=True)
     rexplain = rsub.add_parser("explain", help="dry run: which rules would fire on a mail")
@@ -137,7 +147,7 @@ def _command(args: argparse.Namespace) -> int:
         if args.command == "agents":
             return _agents(config)
         engine = _open_store(config)
-        handler = {"run": _run, "ingest": _ingest, "tickets": _tickets,
+        handler = {"run": _run, "ingest": _ingest, "tickets": _tickets, "auth": _auth,
                    "quarantine": _quarantine, "rules": _rules, "outbox": _outbox,
                    "tokens": _tokens, "organisations": _organisations,
                    "report": _report}[args.command]
@@ -285,9 +295,27 @@ def _run(args: argparse.Namespace, config: Config, engine: Engine) -> int:
         return 1
     results = asyncio.run(_serve(engine, config, args.once))
     for name, result in results.items():
+        if result.error:
+            print(f"{name}: error: {result.error}", file=sys.stderr)
+            continue
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "no mail"
         print(f"{name}: {result.fetched} fetched ({counts})")
-    return 0
+    return 1 if any(result.error for result in results.values()) else 0
+
+
+def _auth(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    """`auth login NAME` signs a grant in; `auth status` shows every mailbox's sign-in."""
+    from gateway.auth import grants
+    from gateway.auth.login import login
+
+    if args.action == "login":
+        asyncio.run(login(engine, config, args.name, lambda text: print(text, flush=True),
+                          args.flow, args.port))
+        return 0
+    rows = grants.status(engine, config)
+    return _print_rows(rows, args.json, lambda row: "\t".join(
+        str(row[key] or "-") for key in ("name", "auth", "provider", "grant", "state",
+                                          "access_expires_at")))
 
 
 async def _serve(engine: Engine, config: Config, once: bool) -> dict[str, Any]:

@@ -9,11 +9,13 @@ import logging
 import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from gateway.auth.signin import SignIn, SignIns
 from gateway.config import Config, MailboxConfig
 from gateway.errors import SourceError, TemporaryError, TemporarySourceError, store_errors
 from gateway.intake.imap import ImapMailbox, uid_set
@@ -47,6 +49,7 @@ class PollResult:
     fetched: int = 0
     settled_again: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    error: str = ""  # run --once: why this mailbox gave up (the others still ran)
 
 
 async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
@@ -105,10 +108,11 @@ class MailboxWorker:
 
     def __init__(self, cfg: MailboxConfig, engine: Engine, config: Config,
                  stop: asyncio.Event, rules: RuleBook, parser: ParsePool | None = None,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, signin: SignIn | None = None) -> None:
         self.cfg, self.engine, self.config, self.stop = cfg, engine, config, stop
         self.rules, self.parser = rules, parser
         self.health = health or Health()
+        self.signin = signin if signin is not None else SignIns(engine, config).for_mailbox(cfg)
         self.uidvalidity: int | None = None
         self.outage: str | None = None
         self.failures = 0  # in a row; sets the backoff
@@ -126,7 +130,7 @@ class MailboxWorker:
     async def _run(self, lease: Lease, once: bool) -> PollResult:
         total = PollResult()
         while not self.stop.is_set():
-            box = ImapMailbox(self.cfg)
+            box = ImapMailbox(self.cfg, self.signin)
             try:
                 with store_errors((DBAPIError,)):  # the database, outside a mail's transaction
                     if not await self._drain(box, lease, once, total):
@@ -172,9 +176,14 @@ class MailboxWorker:
             self.failures = 0
             if once:
                 return False
+            left = _seconds_until(box.renew_at)
+            if left is not None and left <= 0:
+                log.info("%s access token due for renewal: signing in again", self.cfg.name)
+                return True  # a clean reconnect between passes: nothing in flight
             if result.fetched:
                 continue  # mail that came in meanwhile: its IDLE notice may be lost
-            await box.wait_for_mail(self.cfg.poll_seconds, self.stop)
+            wait = self.cfg.poll_seconds if left is None else min(self.cfg.poll_seconds, left)
+            await box.wait_for_mail(wait, self.stop)
         return True
 
     async def _pause(self, seconds: float) -> None:
@@ -192,6 +201,11 @@ class MailboxWorker:
         if self.outage is not None:
             log.warning("%s recovered after: %s", self.cfg.name, self.outage)
         self.outage = None
+
+
+def _seconds_until(when: datetime | None) -> float | None:
+    """Seconds from now until when (None stays None)."""
+    return None if when is None else (when - datetime.now(UTC)).total_seconds()
 
 
 def _add(total: PollResult, result: PollResult) -> None:
@@ -213,15 +227,17 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
         apply_config_organisations(session, config.organisations)
     health = Health()
     parser = ParsePool(config.parse_workers, config.html_sanitizer, config.limits.max_message_bytes)
-    workers = [MailboxWorker(m, engine, config, stop, book, parser, health) for m in config.mailboxes]
-    mailer = OutboxWorker(engine, config) if config.smtp is not None else None
+    signins = SignIns(engine, config)  # one token cache per grant, shared by IMAP and SMTP
+    workers = [MailboxWorker(m, engine, config, stop, book, parser, health, signins.for_mailbox(m))
+               for m in config.mailboxes]
+    mailer = OutboxWorker(engine, config, signins=signins) if config.smtp is not None else None
     hooks = WebhookWorker(engine, config) if config.webhooks else None
     if mailer is None:
         log.warning("no [smtp] configured: outbound mail stays in the outbox")
     elif not once:
         mailer.start()
     timers = TimerWorker(engine, config, book)
-    jobs: list[Coroutine[Any, Any, object]] = [w.run(once) for w in workers]
+    jobs: list[Coroutine[Any, Any, object]] = [_mailbox(w, once) for w in workers]
     if not once:
         jobs.append(timers.run(stop))
     if not once and hooks is not None:
@@ -258,3 +274,13 @@ async def _all_or_stop(jobs: list[Coroutine[Any, Any, object]], stop: asyncio.Ev
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def _mailbox(worker: MailboxWorker, once: bool) -> PollResult:
+    """run --once: a mailbox that gives up reports why in its result; the others still drain."""
+    try:
+        return await worker.run(once)
+    except (SourceError, TemporaryError) as exc:
+        if not once:
+            raise
+        return PollResult(error=str(exc))

@@ -33,6 +33,7 @@ class Credentials:
     secret: str = field(repr=False)
     oauth: bool = False
     renew_at: datetime | None = None
+    grant: str = ""  # the OAuth grant's name: what `ticketgate auth login` wants
 
 
 class SignIn(Protocol):
@@ -133,7 +134,8 @@ class OAuthSignIn:
     async def credentials(self, renew: bool = False) -> Credentials:
         """The current access token, renewed first when asked or when it is due."""
         token = await self.tokens.current(renew)
-        return Credentials(self.username, token.access_token, oauth=True, renew_at=token.renew_at)
+        return Credentials(self.username, token.access_token, oauth=True, renew_at=token.renew_at,
+                           grant=self.tokens.name)
 
 
 class SignIns:

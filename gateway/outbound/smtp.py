@@ -2,20 +2,23 @@
 
 Library errors are translated at this edge into ``gateway.errors``: ``TemporarySendError``
 (4xx, network: retry later) and ``PermanentSendError`` (5xx: give up, record). A temporary
-error with ``connection_lost`` means the rest of the batch was not attempted.
+error with ``connection_lost`` means the rest of the batch was not attempted. A refused
+sign-in (password, or an OAuth token even after renewing it) or a TLS failure keeps the mail
+queued too: it is a ``TemporarySendError`` whose message says what to fix.
 """
 
 from __future__ import annotations
 
-import ssl
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Protocol
 
 import aiosmtplib
 
+from gateway.auth.signin import PasswordSignIn, SignIn
+from gateway.auth.tls import client_context, tls_problem
 from gateway.config import SmtpConfig
-from gateway.errors import PermanentSendError, TemporarySendError
+from gateway.errors import PermanentSendError, SignInError, TemporarySendError, TokenEndpointUnavailable
 
 
 class MailSender(Protocol):
@@ -35,33 +38,81 @@ class MailSender(Protocol):
         ...
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """exc and the exceptions it was raised from: aiosmtplib wraps TLS errors."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 class SmtpSender:
     """aiosmtplib behind the MailSender interface."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, signin: SignIn | None = None) -> None:
         self.config = config
+        if signin is None and config.auth == "oauth2":
+            raise ValueError("[smtp] auth = \"oauth2\" needs a SignIn")
+        if signin is None and config.username and config.password is not None:
+            signin = PasswordSignIn(config.username, config.password)
+        self.signin = signin  # None: no login
         self.client: aiosmtplib.SMTP | None = None
 
     async def __aenter__(self) -> SmtpSender:
         cfg = self.config
+        where = f"{cfg.host}:{cfg.port}"
         client = aiosmtplib.SMTP(
             hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds,
             use_tls=cfg.security == "tls",
             start_tls=cfg.security == "starttls",
-            tls_context=ssl.create_default_context() if cfg.security != "none" else None,
+            tls_context=client_context(cfg.ca_file) if cfg.security != "none" else None,
         )
         try:
             await client.connect()
-            if cfg.username and cfg.password is not None:
-                await client.login(cfg.username, cfg.password)
+            if self.signin is not None:
+                await self._sign_in(client)
+        except (SignInError, TokenEndpointUnavailable) as exc:
+            client.close()
+            raise TemporarySendError(f"SMTP {where}: {exc}", connection_lost=True) from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
             raise TemporarySendError(f"SMTP login refused: {exc.code} {exc.message}",
                                      connection_lost=True) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise TemporarySendError(f"SMTP {cfg.host}:{cfg.port} unreachable: {exc}",
+            client.close()
+            problem = next(filter(None, (tls_problem(e, where, cfg.ca_file) for e in _chain(exc))), None)
+            if problem is None and "STARTTLS" in str(exc):
+                problem = f"{where} does not offer STARTTLS; not sending without TLS"
+            raise TemporarySendError(f"SMTP {problem or f'{where} unreachable: {exc}'}",
                                      connection_lost=True) from exc
         self.client = client
         return self
+
+    async def _sign_in(self, client: aiosmtplib.SMTP) -> None:
+        """AUTH with a password, or XOAUTH2 with an access token renewed once after a refusal."""
+        assert self.signin is not None
+        creds = await self.signin.credentials()
+        if not creds.oauth:
+            await client.login(creds.username, creds.secret)
+            return
+        if client.last_ehlo_response is None:
+            await client.ehlo()
+        if "xoauth2" not in client.server_auth_methods:
+            raise SignInError("the server does not offer AUTH XOAUTH2; use auth = \"password\"")
+        try:
+            await client.auth_xoauth2(creds.username, creds.secret)
+        except aiosmtplib.SMTPAuthenticationError:
+            creds = await self.signin.credentials(renew=True)
+            try:
+                await client.auth_xoauth2(creds.username, creds.secret)
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                raise SignInError(
+                    f"XOAUTH2 sign-in of {creds.username!r} refused even with a new access token "
+                    f"({exc.code} {exc.message}): check that the app may send as this mailbox "
+                    f"(SMTP.Send, SMTP AUTH enabled), then run `ticketgate auth login {creds.grant}`"
+                ) from exc
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:

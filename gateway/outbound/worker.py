@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
+from gateway.auth.signin import SignIns
 from gateway.config import Config
 from gateway.metrics import OUTBOX
 from gateway.outbound.flush import FlushResult, flush_outbox_once
@@ -23,12 +24,14 @@ class OutboxWorker:
     """Flushes the outbox now and then, and exactly when the next retry is due."""
 
     def __init__(self, engine: Engine, config: Config,
-                 sender: Callable[[], MailSender] | None = None) -> None:
+                 sender: Callable[[], MailSender] | None = None,
+                 signins: SignIns | None = None) -> None:
         if sender is None:
             smtp = config.smtp
             if smtp is None:
                 raise ValueError("no [smtp] configured and no sender given")
-            sender = lambda: SmtpSender(smtp)  # noqa: E731
+            signin = (signins or SignIns(engine, config)).for_smtp(smtp)  # one token cache
+            sender = lambda: SmtpSender(smtp, signin)  # noqa: E731
         self.engine, self.config, self.sender = engine, config, sender
         self.renderer = Renderer(config.templates_folder)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
