@@ -21,7 +21,9 @@ from gateway.config import Config, parse_config
 from store.db import make_engine, migrate
 from tests.processes import Proc, descendants, kill_all, wait_gone
 from tests.servers import postgres
+from tests.servers.certs import TestCA
 from tests.servers.dovecot import Dovecot, ensure_installed
+from tests.servers.oauth import TokenServer
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.web_fixtures"]
@@ -102,6 +104,37 @@ def dovecot_without_move(tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
     """A second private Dovecot that does not advertise MOVE."""
     ensure_installed()
     server = Dovecot.start(tmp_path_factory.mktemp("dovecot-nomove"), capability=WITHOUT_MOVE)
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    """A private CA made with openssl for this session."""
+    return TestCA.make(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def localhost_cert(test_ca: TestCA) -> tuple[Path, Path]:
+    """(certificate, key) for the name localhost only: 127.0.0.1 is the wrong host for it."""
+    return test_ca.issue("localhost", dns=("localhost",))
+
+
+@pytest.fixture(scope="session")
+def token_server() -> Iterator[TokenServer]:
+    """The OAuth token and introspection server of this session; tests register their own clients."""
+    server = TokenServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_dovecot(tmp_path_factory: pytest.TempPathFactory, localhost_cert: tuple[Path, Path],
+                   token_server: TokenServer) -> Iterator[Dovecot]:
+    """Dovecot with implicit TLS (tls_port), STARTTLS (port) and XOAUTH2/OAUTHBEARER via token_server."""
+    ensure_installed()
+    server = Dovecot.start(tmp_path_factory.mktemp("dovecot-secure"), users=("support", "sales"),
+                           tls=localhost_cert, introspection_url=f"{token_server.url}/introspect")
     yield server
     server.kill()
 

@@ -114,6 +114,13 @@ class ImapMailbox:
         self._idle = False
         self._move = False
 
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version of the connection ("TLSv1.3"), None when it is plain text."""
+        transport = getattr(getattr(self._client, "protocol", None), "transport", None)
+        found = transport.get_extra_info("ssl_object") if transport is not None else None
+        return str(found.version()) if found is not None else None
+
     async def _run(self, awaitable: Awaitable[T], what: str) -> T:
         try:
             return await asyncio.wait_for(awaitable, self.config.timeout_seconds)

@@ -1,16 +1,23 @@
-"""A real SMTP server on loopback for tests (aiosmtpd): captures mail, can refuse or defer."""
+"""A real SMTP server on loopback for tests (aiosmtpd): captures mail, can refuse or defer;
+optionally speaks TLS (implicit or STARTTLS) and AUTH XOAUTH2 checked against a token server."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import json
 import socket
+import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import MISSING, AuthResult
 
 
 @dataclass
@@ -63,6 +70,37 @@ class CapturingHandler:
             return [d for d in self.delivered if address in d.rcpt_tos]
 
 
+@dataclass
+class OAuthHandler(CapturingHandler):
+    """A capturing handler that also offers AUTH XOAUTH2; user_of says whose a token is (or None).
+
+    Like Gmail and Exchange Online, a refused token gets a 334 error challenge first; the
+    client must answer it before the final 535.
+    """
+
+    user_of: Callable[[str], str | None] = lambda token: None
+    signed_in: list[str] = field(default_factory=list)
+    refused: int = 0
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        blob: Any = args[1] if len(args) > 1 else await server.challenge_auth("", encode_to_b64=False)
+        if blob is MISSING:
+            return AuthResult(success=False, handled=False)
+        try:
+            fields = dict(part.split("=", 1) for part in base64.b64decode(blob).decode().split("\x01")
+                          if "=" in part)
+        except (ValueError, UnicodeError):
+            fields = {}
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        if user and self.user_of(token) == user:
+            self.signed_in.append(user)
+            return AuthResult(success=True, auth_data=user)
+        self.refused += 1
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+        await server.challenge_auth(error)  # the client answers with an empty line
+        return AuthResult(success=False, handled=False)  # aiosmtpd then says 535
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as sock:
@@ -73,15 +111,28 @@ def free_port() -> int:
 class SmtpServer:
     """Start, stop and restart (same port) a capturing server."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.handler = CapturingHandler()
+    def __init__(self, port: int | None = None, *, tls: tuple[Path, Path] | None = None,
+                 implicit_tls: bool = False,
+                 user_of: Callable[[str], str | None] | None = None) -> None:
+        """tls (certificate, key): STARTTLS required, or implicit TLS; user_of: offer XOAUTH2."""
+        self.handler: CapturingHandler = (OAuthHandler(user_of=user_of) if user_of is not None
+                                          else CapturingHandler())
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.tls, self.implicit_tls = tls, implicit_tls
         self._controller: Controller | None = None
 
     def start(self) -> SmtpServer:
         """Listen (the handler, and so the captured mail, survives restarts)."""
-        self._controller = Controller(self.handler, hostname=self.host, port=self.port)
+        options: dict[str, Any] = {}
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+            options = ({"ssl_context": context} if self.implicit_tls
+                       else {"tls_context": context, "require_starttls": True})
+        if isinstance(self.handler, OAuthHandler):
+            options["auth_require_tls"] = self.tls is not None
+        self._controller = Controller(self.handler, hostname=self.host, port=self.port, **options)
         self._controller.start()
         return self
 
