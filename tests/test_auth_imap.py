@@ -178,7 +178,8 @@ async def test_oauth_sign_in_and_a_rejected_token_never_hangs(
         await box.close()
     assert signin.renewals == 1
     assert "refused the sign-in of 'support' even with a new access token" in str(caught.value)
-    status = "OAUTHBEARER NO: status invalid_token" if mailbox_class is ImapMailbox else "XOAUTH2 NO: status 401"
+    status = ("OAUTHBEARER NO: status invalid_token" if mailbox_class is ImapMailbox
+              else "XOAUTH2 NO: status 401")
     assert status in str(caught.value) and "ticketgate auth login b" in str(caught.value)
 
 
@@ -245,7 +246,7 @@ async def test_tokens_expire_mid_run_and_no_mail_is_lost_or_doubled(
             batch = [mail(f"{folder}-{wave}-{n}") for n in range(6)]
             await asyncio.to_thread(secure_dovecot.seed, batch, "support", folder)
             expected += [f"m-{folder}-{wave}-{n}@example.org" for n in range(6)]
-            await until(lambda: stored(engine) == sorted(expected), f"wave {wave} stored")
+            await until(lambda: stored(engine) == sorted(expected), f"wave {wave} stored")  # noqa: B023
             await until(lambda: token_server.counts["refresh_token"] > refreshed,  # noqa: B023
                         "a token refresh")
     finally:

@@ -16,6 +16,12 @@ from store.db import make_engine
 BOX = {"name": "m", "host": "imap.example.com", "username": "u", "password": "pw"}
 
 
+OAUTH = {"provider": "generic", "client_id": "app", "token_url": "https://login.example.com/token"}
+OBOX = {"name": "m", "host": "imap.example.com", "username": "u@example.com", "auth": "oauth2",
+        "oauth": OAUTH}
+SEALS = {"secret": "s"}  # refresh tokens need a secret to be sealed with
+
+
 BAD = [  # (TOML data, the one line it gives after "FILE: ")
     ({"databse": {}}, "databse: unknown key"),
     ({"database": {"url": 5}}, "database.url: must be str, got 5"),
@@ -49,6 +55,51 @@ BAD = [  # (TOML data, the one line it gives after "FILE: ")
     ({"trusted_authservers": [""]}, "trusted_authservers[0]: must not be empty"),
     ({"trusted_relays": "imap.example.com"}, "trusted_relays: must be an array, got 'imap.example.com'"),
     ({"performance": {"parse_workers": 17}}, "performance.parse_workers: must be 0 to 16, got 17"),
+    # sign-in: OAuth settings, TLS and plain text
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {**OAUTH, "provider": "yahoo"}}]},
+     "mailbox[0].oauth.provider: must be one of microsoft, google, generic, got 'yahoo'"),
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {"provider": "generic", "client_id": "app"}}]},
+     'mailbox[0].oauth.token_url: is required with provider = "generic"'),
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {**OAUTH, "token_url": "http://auth.example.com/t"}}]},
+     "mailbox[0].oauth.token_url: must be an https:// URL (http:// only to a loopback host), "
+     "got 'http://auth.example.com/t'"),
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {"provider": "google", "client_id": "a", "client_secret": "x",
+                                              "grant": "client_credentials"}}]},
+     'mailbox[0].oauth.grant: Google has no client-credentials grant for mail; use "refresh_token" '
+     "(ticketgate auth login)"),
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {"provider": "google", "client_id": "a"}}]},
+     'mailbox[0].oauth.client_secret: is required (or client_secret_env) with provider = "google"'),
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {"provider": "microsoft", "client_id": "a",
+                                              "client_secret": "x", "grant": "client_credentials"}}]},
+     'mailbox[0].oauth.tenant: must be your tenant\'s id or domain with grant = "client_credentials", '
+     "got 'organizations'"),
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {**OAUTH, "tenant": "contoso"}}]},
+     'mailbox[0].oauth.tenant: is only used with provider = "microsoft"'),
+    ({**SEALS, "mailbox": [{**OBOX, "oauth": {**OAUTH, "client_secret_env": "NOT_SET_ANYWHERE"}}]},
+     "mailbox[0].oauth.client_secret_env: names environment variable 'NOT_SET_ANYWHERE', which is not set"),
+    ({**SEALS, "mailbox": [{k: v for k, v in OBOX.items() if k != "oauth"}]},
+     'mailbox[0].oauth: is required with auth = "oauth2" (a [mailbox.oauth] table)'),
+    ({**SEALS, "mailbox": [{**OBOX, "password": "pw"}]},
+     'mailbox[0].password: is not used with auth = "oauth2"; remove it'),
+    ({"mailbox": [{**BOX, "oauth": OAUTH}]}, 'mailbox[0].oauth: is only used with auth = "oauth2"'),
+    ({"mailbox": [OBOX]}, "secret: is required (or secret_env): it encrypts the stored OAuth refresh "
+                          "tokens (mailbox 'm')"),
+    ({"mailbox": [{**BOX, "security": "none"}]},
+     'mailbox[0].security: "none" would send the password or token in plain text over the network; '
+     'use "tls" or "starttls" (or set allow_insecure = true to insist)'),
+    ({"smtp": {"host": "smtp.example.com", "security": "none"}},
+     'smtp.security: "none" would send the password or token in plain text over the network; '
+     'use "tls" or "starttls" (or set allow_insecure = true to insist)'),
+    ({"mailbox": [{**BOX, "ca_file": "no-such-ca.pem"}]},
+     "mailbox[0].ca_file: file 'no-such-ca.pem' not found (relative to the config file's folder)"),
+    ({"smtp": {"host": "smtp.example.com", "auth": "oauth2", "username": "u"}},
+     'smtp.oauth: give either a [smtp.oauth] table or oauth_mailbox = "NAME" with auth = "oauth2"'),
+    ({"mailbox": [BOX], "smtp": {"host": "smtp.example.com", "auth": "oauth2", "username": "u",
+                                 "oauth_mailbox": "m"}},
+     "smtp.oauth_mailbox: names no mailbox with auth = \"oauth2\": 'm' (known: none)"),
+    ({**SEALS, "mailbox": [{**OBOX, "name": "smtp"}],
+      "smtp": {"host": "smtp.example.com", "auth": "oauth2", "username": "u", "oauth": OAUTH}},
+     "mailbox[0].name: 'smtp' is the name of [smtp]'s OAuth grant; rename the mailbox"),
 ]
 
 
@@ -190,3 +241,34 @@ def test_secrets_never_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> Non
     for secret in ("271828", "typo-pw", "314159", "db-pw"):
         assert secret not in text
     assert "pydantic" not in text and "Input should" not in text
+
+
+def test_oauth_settings_and_their_secret_stay_out_of_errors_and_repr(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_SECRET", "very-secret-client-value")
+    oauth = {"provider": "microsoft", "client_id": "app", "client_secret_env": "APP_SECRET",
+             "tenant": "contoso.example", "grant": "client_credentials"}
+    config = parse_config({"mailbox": [{**OBOX, "oauth": oauth}]}, "c")
+    box = config.mailboxes[0]
+    assert box.oauth is not None and box.oauth.client_secret == "very-secret-client-value"
+    assert box.port == 993 and box.security == "tls"
+    assert "very-secret-client-value" not in repr(config)
+    wrong = {k: v for k, v in oauth.items() if k != "client_secret_env"} | {"client_secret": 12345}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"mailbox": [{**OBOX, "oauth": wrong}]}, "c")
+    assert str(caught.value) == "c: mailbox[0].oauth.client_secret: must be str"
+
+
+def test_ca_file_is_loaded_relative_to_the_config(tmp_path: Path, test_ca: Any) -> None:
+    (tmp_path / "ca.pem").write_bytes(test_ca.cert.read_bytes())
+    (tmp_path / "notes.txt").write_text("not a certificate")
+    table = {**BOX, "ca_file": "ca.pem"}
+    config = parse_config({"mailbox": [table]}, "c", tmp_path / "config.toml")
+    assert config.mailboxes[0].ca_file == str(tmp_path / "ca.pem")
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"mailbox": [{**table, "ca_file": "notes.txt"},
+                                  {**table, "name": "n", "host": "127.0.0.1", "security": "none"}]},
+                     "c", tmp_path / "config.toml")
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith("c: mailbox[0].ca_file: file 'notes.txt' holds no usable PEM certificate")
+    assert lines[1] == 'c: mailbox[1].ca_file: has no effect with security = "none"'
