@@ -17,8 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from gateway.config import Config, parse_config
+from gateway.auth import grants, vault
+from gateway.auth.providers import endpoints
+from gateway.config import Config, OAuthConfig, parse_config
 from store.db import make_engine, migrate
+from store.models import utcnow
 from tests.processes import Proc, descendants, kill_all, wait_gone
 from tests.servers import postgres
 from tests.servers.certs import TestCA
@@ -148,6 +151,23 @@ def imap_server(request: pytest.FixtureRequest) -> Dovecot:
 
 
 _FOLDERS = itertools.count(1)
+_APPS = itertools.count(1)
+OAUTH_SECRET = "a-secret-that-seals-refresh-tokens"  # the `secret` of OAuth test configs
+
+
+def new_app(token_server: TokenServer, lifetime: float = 3600.0, secret: str | None = "app-secret",
+            **extra: Any) -> str:
+    """A client id no other test uses, registered with the token server."""
+    client_id = f"app-{next(_APPS)}"
+    token_server.add_client(client_id, secret, lifetime=lifetime, **extra)
+    return client_id
+
+
+def store_grant(engine: Engine, name: str, oauth: OAuthConfig | None, refresh_token: str) -> None:
+    """What `ticketgate auth login NAME` leaves behind (that command is tested in test_auth_cli)."""
+    assert oauth is not None
+    grants.save_sign_in(engine, name, oauth, endpoints(oauth),
+                        vault.seal(OAUTH_SECRET, refresh_token), utcnow())
 
 
 @pytest.fixture

@@ -16,18 +16,17 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from gateway.auth import grants, vault
-from gateway.auth.providers import endpoints
+from gateway.auth import vault
 from gateway.cli import main
 from gateway.config import load_config
 from gateway.service import run_service
 from store.db import transaction
-from store.models import OAuthGrant, utcnow
-from tests.conftest import ROOT, _toml, mail
+from store.models import OAuthGrant
+from tests.conftest import OAUTH_SECRET, ROOT, _toml, mail, store_grant
 from tests.servers.dovecot import Dovecot
 from tests.servers.oauth import TokenServer
 
-SECRET = "the-installation-secret"
+SECRET = OAUTH_SECRET
 _CLIENTS = itertools.count(1)
 
 
@@ -164,9 +163,7 @@ async def test_run_once_reports_a_revoked_mailbox_and_still_drains_the_others(
                    "token_url": f"{token_server.url}/token"}) for user, app in zip(users, apps, strict=True)]
     config = load_config(_write(tmp_path / "config.toml", engine, boxes))
     for box, user, app in zip(config.mailboxes, users, apps, strict=True):
-        assert box.oauth is not None
-        grants.save_sign_in(engine, box.name, box.oauth, endpoints(box.oauth),
-                            vault.seal(SECRET, token_server.issue_grant(user, app)), utcnow())
+        store_grant(engine, box.name, box.oauth, token_server.issue_grant(user, app))
     token_server.revoke(apps[1], "sales")
     secure_dovecot.append(mail(f"{folder}-s"), "support", folder)
     secure_dovecot.append(mail(f"{folder}-t"), "sales", folder)

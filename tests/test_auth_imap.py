@@ -5,7 +5,6 @@ renewed after a refusal, and a revoked grant that stops only its own mailbox."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,8 +14,6 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
-from gateway.auth import grants, vault
-from gateway.auth.providers import endpoints
 from gateway.auth.signin import Credentials, SignIns
 from gateway.config import Config
 from gateway.errors import SignInError
@@ -24,14 +21,11 @@ from gateway.intake.imap import ImapMailbox
 from gateway.rules.loader import RuleBook, vocabulary
 from gateway.service import MailboxWorker
 from store.db import transaction
-from store.models import Message, OAuthGrant, utcnow
-from tests.conftest import mail, mailbox_table, make_config
+from store.models import Message, OAuthGrant
+from tests.conftest import OAUTH_SECRET, mail, mailbox_table, make_config, new_app, store_grant
 from tests.servers.certs import TestCA
 from tests.servers.dovecot import Dovecot
 from tests.servers.oauth import TokenServer
-
-SECRET = "a-secret-that-seals-refresh-tokens"
-_CLIENTS = itertools.count(1)
 
 
 def box_config(server: Dovecot, security: str, host: str, ca_file: Path | None, **extra: Any) -> Any:
@@ -142,24 +136,18 @@ class XOAuth2Only(ImapMailbox):
         await super()._sign_in(client)
 
 
-def oauth_client(token_server: TokenServer, lifetime: float = 3600.0, rotate: bool = False) -> str:
-    client_id = f"app-{next(_CLIENTS)}"
-    token_server.add_client(client_id, f"cs-{client_id}", lifetime=lifetime, rotate=rotate)
-    return client_id
-
-
 def plain_oauth_box(server: Dovecot, username: str = "support", **extra: Any) -> Any:
     """An OAuth mailbox on the plain loopback port (the token is checked, not the transport)."""
     table = {"name": "b", "host": server.host, "port": server.port, "security": "none",
              "username": username, "auth": "oauth2", "timeout_seconds": 30,
              "oauth": {"provider": "generic", "client_id": "x", "token_url": "http://127.0.0.1:1/t"}}
-    return make_config(mailbox=[table | extra], secret=SECRET).mailboxes[0]
+    return make_config(mailbox=[table | extra], secret=OAUTH_SECRET).mailboxes[0]
 
 
 @pytest.mark.parametrize("mailbox_class", [ImapMailbox, XOAuth2Only], ids=["OAUTHBEARER", "XOAUTH2"])
 async def test_oauth_sign_in_and_a_rejected_token_never_hangs(
         secure_dovecot: Dovecot, token_server: TokenServer, mailbox_class: type[ImapMailbox]) -> None:
-    client_id = oauth_client(token_server)
+    client_id = new_app(token_server)
     good = token_server.issue_access(client_id, "support")
     signin = FixedToken("support", "expired-or-unknown", good)
     box = mailbox_class(plain_oauth_box(secure_dovecot), signin)
@@ -187,7 +175,7 @@ async def test_oauth_sign_in_and_a_rejected_token_never_hangs(
 
 def oauth_box(server: Dovecot, token_server: TokenServer, folder: str, user: str, client_id: str,
               **extra: Any) -> dict[str, Any]:
-    oauth = {"provider": "generic", "client_id": client_id, "client_secret": f"cs-{client_id}",
+    oauth = {"provider": "generic", "client_id": client_id, "client_secret": "app-secret",
              "token_url": f"{token_server.url}/token"}
     return mailbox_table(server, folder, name=f"{user}-{folder}", username=user, password=None,
                          auth="oauth2", oauth=oauth, poll_seconds=0.3, **extra)
@@ -195,15 +183,11 @@ def oauth_box(server: Dovecot, token_server: TokenServer, folder: str, user: str
 
 def config_of(engine: Engine, *boxes: dict[str, Any]) -> Config:
     return make_config(engine.url.render_as_string(hide_password=False), mailbox=list(boxes),
-                       secret=SECRET)
+                       secret=OAUTH_SECRET)
 
 
 def sign_in(engine: Engine, config: Config, name: str, refresh_token: str) -> None:
-    """What `ticketgate auth login NAME` leaves behind (tested in test_auth_cli)."""
-    box = next(m for m in config.mailboxes if m.name == name)
-    assert box.oauth is not None
-    grants.save_sign_in(engine, name, box.oauth, endpoints(box.oauth),
-                        vault.seal(SECRET, refresh_token), utcnow())
+    store_grant(engine, name, next(m for m in config.mailboxes if m.name == name).oauth, refresh_token)
 
 
 def stored(engine: Engine) -> list[str]:
@@ -232,7 +216,7 @@ def worker(engine: Engine, config: Config, index: int, stop: asyncio.Event,
 
 async def test_tokens_expire_mid_run_and_no_mail_is_lost_or_doubled(
         engine: Engine, secure_dovecot: Dovecot, token_server: TokenServer, folder: str) -> None:
-    client_id = oauth_client(token_server, lifetime=1.5, rotate=True)  # a new refresh token each time
+    client_id = new_app(token_server, lifetime=1.5, rotate=True)  # a new refresh token each time
     config = config_of(engine, oauth_box(secure_dovecot, token_server, folder, "support", client_id))
     name = config.mailboxes[0].name
     sign_in(engine, config, name, token_server.issue_grant("support", client_id))
@@ -264,7 +248,7 @@ async def test_tokens_expire_mid_run_and_no_mail_is_lost_or_doubled(
 
 async def test_a_token_the_server_refuses_is_renewed_once(
         engine: Engine, secure_dovecot: Dovecot, token_server: TokenServer, folder: str) -> None:
-    client_id = oauth_client(token_server)  # an hour's lifetime: no renewal by the clock
+    client_id = new_app(token_server)  # an hour's lifetime: no renewal by the clock
     config = config_of(engine, oauth_box(secure_dovecot, token_server, folder, "support", client_id))
     sign_in(engine, config, config.mailboxes[0].name, token_server.issue_grant("support", client_id))
     signin = SignIns(engine, config).for_mailbox(config.mailboxes[0])
@@ -288,7 +272,7 @@ async def test_a_revoked_grant_stops_its_mailbox_only_until_signed_in_again(
         engine: Engine, secure_dovecot: Dovecot, token_server: TokenServer, folder: str,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "gateway.service")
-    support_app, sales_app = oauth_client(token_server, 1.0), oauth_client(token_server, 1.0)
+    support_app, sales_app = new_app(token_server, 1.0), new_app(token_server, 1.0)
     config = config_of(engine, oauth_box(secure_dovecot, token_server, folder, "support", support_app),
                        oauth_box(secure_dovecot, token_server, folder, "sales", sales_app))
     support, sales = (m.name for m in config.mailboxes)

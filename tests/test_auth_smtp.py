@@ -4,7 +4,6 @@ STARTTLS verified against the test CA."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,8 +13,6 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from gateway.auth import grants, vault
-from gateway.auth.providers import endpoints
 from gateway.auth.signin import SignIns
 from gateway.config import Config, SmtpConfig
 from gateway.errors import TemporarySendError
@@ -23,14 +20,11 @@ from gateway.outbound.smtp import SmtpSender
 from gateway.outbound.worker import OutboxWorker
 from gateway.pipeline import RawMail, process
 from store.db import transaction
-from store.models import OutboxMail, utcnow
-from tests.conftest import mail, make_config
+from store.models import OutboxMail
+from tests.conftest import OAUTH_SECRET, mail, make_config, new_app, store_grant
 from tests.servers.certs import TestCA
 from tests.servers.oauth import TokenServer
 from tests.servers.smtp import OAuthHandler, SmtpServer
-
-SECRET = "a-secret-that-seals-refresh-tokens"
-_CLIENTS = itertools.count(1)
 
 
 @pytest.fixture
@@ -41,24 +35,25 @@ def oauth_smtp(token_server: TokenServer) -> Iterator[SmtpServer]:
     server.stop()
 
 
-def _client(token_server: TokenServer) -> str:
-    client_id = f"smtp-app-{next(_CLIENTS)}"
-    token_server.add_client(client_id, f"cs-{client_id}")
-    return client_id
-
-
 def _config(engine: Engine, smtp: dict[str, Any], **extra: Any) -> Config:
-    return make_config(engine.url.render_as_string(hide_password=False), smtp=smtp, secret=SECRET,
-                       **extra)
+    return make_config(engine.url.render_as_string(hide_password=False), smtp=smtp,
+                       secret=OAUTH_SECRET, **extra)
 
 
 def _oauth(token_server: TokenServer, client_id: str) -> dict[str, Any]:
-    return {"provider": "generic", "client_id": client_id, "client_secret": f"cs-{client_id}",
+    return {"provider": "generic", "client_id": client_id, "client_secret": "app-secret",
             "token_url": f"{token_server.url}/token"}
 
 
-def _sign_in(engine: Engine, name: str, oauth: Any, refresh: str) -> None:
-    grants.save_sign_in(engine, name, oauth, endpoints(oauth), vault.seal(SECRET, refresh), utcnow())
+def _signed_in(engine: Engine, token_server: TokenServer, smtp: SmtpServer) -> tuple[Config, str]:
+    """A config whose [smtp] signs in with its own grant, signed in as support."""
+    client_id = new_app(token_server)
+    config = _config(engine, {"host": smtp.host, "port": smtp.port, "security": "none",
+                              "username": "support", "auth": "oauth2",
+                              "oauth": _oauth(token_server, client_id)})
+    assert config.smtp is not None
+    store_grant(engine, "smtp", config.smtp.oauth, token_server.issue_grant("support", client_id))
+    return config, client_id
 
 
 def _note(to: str = "someone@example.org") -> EmailMessage:
@@ -70,12 +65,7 @@ def _note(to: str = "someone@example.org") -> EmailMessage:
 
 async def test_xoauth2_sends_through_the_worker_and_renews_a_refused_token(
         engine: Engine, token_server: TokenServer, oauth_smtp: SmtpServer) -> None:
-    client_id = _client(token_server)
-    config = _config(engine, {"host": oauth_smtp.host, "port": oauth_smtp.port, "security": "none",
-                              "username": "support", "auth": "oauth2",
-                              "oauth": _oauth(token_server, client_id)})
-    assert config.smtp is not None and config.smtp.oauth is not None
-    _sign_in(engine, "smtp", config.smtp.oauth, token_server.issue_grant("support", client_id))
+    config, client_id = _signed_in(engine, token_server, oauth_smtp)
     process(engine, config, RawMail(mail("x1"), "in"))  # an acknowledgement in the outbox
     worker = OutboxWorker(engine, config)
     assert (await worker.flush()).sent >= 1
@@ -90,12 +80,7 @@ async def test_xoauth2_sends_through_the_worker_and_renews_a_refused_token(
 
 async def test_a_revoked_smtp_grant_keeps_mail_queued_with_the_fix_named(
         engine: Engine, token_server: TokenServer, oauth_smtp: SmtpServer) -> None:
-    client_id = _client(token_server)
-    config = _config(engine, {"host": oauth_smtp.host, "port": oauth_smtp.port, "security": "none",
-                              "username": "support", "auth": "oauth2",
-                              "oauth": _oauth(token_server, client_id)})
-    assert config.smtp is not None and config.smtp.oauth is not None
-    _sign_in(engine, "smtp", config.smtp.oauth, token_server.issue_grant("support", client_id))
+    config, client_id = _signed_in(engine, token_server, oauth_smtp)
     token_server.revoke(client_id, "support")
     process(engine, config, RawMail(mail("y1"), "in"))
     result = await OutboxWorker(engine, config).flush()
@@ -110,14 +95,13 @@ async def test_a_revoked_smtp_grant_keeps_mail_queued_with_the_fix_named(
 
 async def test_smtp_can_use_a_mailboxes_grant(engine: Engine, token_server: TokenServer,
                                               oauth_smtp: SmtpServer) -> None:
-    client_id = _client(token_server)
+    client_id = new_app(token_server)
     box = {"name": "inbox", "host": "127.0.0.1", "security": "none", "username": "support",
            "auth": "oauth2", "oauth": _oauth(token_server, client_id)}
     config = _config(engine, {"host": oauth_smtp.host, "port": oauth_smtp.port, "security": "none",
                               "username": "support", "auth": "oauth2", "oauth_mailbox": "inbox"},
                      mailbox=[box])
-    oauth = config.mailboxes[0].oauth
-    _sign_in(engine, "inbox", oauth, token_server.issue_grant("support", client_id))
+    store_grant(engine, "inbox", config.mailboxes[0].oauth, token_server.issue_grant("support", client_id))
     assert config.smtp is not None
     signins = SignIns(engine, config)
     async with SmtpSender(config.smtp, signins.for_smtp(config.smtp)) as sender:
