@@ -210,8 +210,8 @@ async def until(check: Callable[[], bool | Awaitable[bool]], what: str, seconds:
 def worker(engine: Engine, config: Config, index: int, stop: asyncio.Event,
            signins: SignIns) -> MailboxWorker:
     box = config.mailboxes[index]
-    return MailboxWorker(box, engine, config, stop, RuleBook(None, vocabulary(config)), None,
-                         signins.for_mailbox(box))
+    return MailboxWorker(box, engine, config, stop, RuleBook(None, vocabulary(config)),
+                         signin=signins.for_mailbox(box))
 
 
 async def test_tokens_expire_mid_run_and_no_mail_is_lost_or_doubled(
