@@ -33,7 +33,7 @@ from gateway.web.server import HttpServer
 from gateway.web.webhooks import WebhookWorker
 from store.db import transaction
 from store.lease import Lease
-from store.queries import last_uid, processed_uids
+from store.queries import copy_marks, last_uid, note_copy, processed_uids
 
 log = logging.getLogger("gateway.service")
 
@@ -76,8 +76,10 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
             done = processed_uids(session, cfg.name, box.uidvalidity, batch)
         if done and move_mode:  # committed earlier, not yet moved (crash or lost connection)
             failed_before = sorted(u for u, outcome in done.items() if outcome == "quarantined")
-            await box.settle(sorted(set(done) - set(failed_before)), cfg.processed_folder)
-            await box.settle(failed_before, cfg.failed_folder or cfg.processed_folder)
+            await _file(box, engine, sorted(set(done) - set(failed_before)), cfg.processed_folder,
+                        refile=True)
+            await _file(box, engine, failed_before, cfg.failed_folder or cfg.processed_folder,
+                        refile=True)
             result.settled_again += len(done)
         todo = [u for u in batch if u not in done]
         if not todo:
@@ -98,9 +100,37 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
             result.fetched += 1
             result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
             (failed if disposition.outcome == "quarantined" else ok).append(uid)
-        await box.settle(ok, cfg.processed_folder)
-        await box.settle(failed, cfg.failed_folder or cfg.processed_folder)
+        await _file(box, engine, ok, cfg.processed_folder)
+        await _file(box, engine, failed, cfg.failed_folder or cfg.processed_folder)
     return result
+
+
+async def _file(box: ImapMailbox, engine: Engine, uids: list[int], folder: str | None,
+                refile: bool = False) -> None:
+    """Settle committed mails; without MOVE, never COPY a mail twice across a crash.
+
+    The target's UIDNEXT is noted in the ledger before each COPY; a mail filed again whose
+    earlier COPY may have happened is looked for in the target from that UID on first.
+    """
+    if not uids or not folder or box.moves:
+        await box.settle(uids, folder)
+        return
+    name, validity = box.config.name, box.uidvalidity
+    copied: set[int] = set()
+    if refile:
+        with transaction(engine) as session:
+            marks = copy_marks(session, name, validity, uids)
+        if marks:
+            copied = await box.already_copied(sorted(marks), folder, min(marks.values()))
+        if copied:
+            log.info("%s: %d mail(s) were copied to %s before a crash: not copying them again",
+                     name, len(copied), folder)
+    to_copy = [uid for uid in uids if uid not in copied]
+    if to_copy:
+        uidnext = await box.uidnext(folder)
+        with transaction(engine) as session:
+            note_copy(session, name, validity, to_copy, uidnext)
+    await box.settle(uids, folder, copied)
 
 
 class MailboxWorker:

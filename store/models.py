@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -142,6 +142,9 @@ class LedgerEntry(SQLModel, table=True):
     outcome: str = Field(max_length=30)
     ticket_number: str | None = Field(default=None, max_length=40)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # Without MOVE: the target folder's UIDNEXT noted before the COPY, so a crash after the
+    # COPY is seen (its copy has this UID or a higher one) and the mail is not copied twice.
+    copy_uidnext: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime = _stamp()
 
 

@@ -169,6 +169,25 @@ def processed_uids(session: Session, mailbox: str, uidvalidity: int,
     return {int(uid): outcome for uid, outcome in rows if uid is not None}
 
 
+def note_copy(session: Session, mailbox: str, uidvalidity: int, uids: Sequence[int],
+              uidnext: int) -> None:
+    """Before a COPY: where in the target folder its copies will be, for a check after a crash."""
+    entries = session.exec(select(LedgerEntry).where(
+        LedgerEntry.mailbox == mailbox, LedgerEntry.uidvalidity == uidvalidity,
+        col(LedgerEntry.uid).in_(list(uids)))).all()
+    for entry in entries:
+        entry.copy_uidnext = uidnext
+
+
+def copy_marks(session: Session, mailbox: str, uidvalidity: int,
+               uids: Sequence[int]) -> dict[int, int]:
+    """The UIDs that may have been copied already, with the target's UIDNEXT before that COPY."""
+    rows = session.exec(select(LedgerEntry.uid, LedgerEntry.copy_uidnext).where(
+        LedgerEntry.mailbox == mailbox, LedgerEntry.uidvalidity == uidvalidity,
+        col(LedgerEntry.uid).in_(list(uids)), col(LedgerEntry.copy_uidnext).is_not(None))).all()
+    return {int(uid): int(mark) for uid, mark in rows if uid is not None and mark is not None}
+
+
 def last_uid(session: Session, mailbox: str, uidvalidity: int) -> int:
     """The highest UID the ledger holds for a mailbox generation (0 when none)."""
     rows = session.exec(

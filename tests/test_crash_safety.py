@@ -16,10 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
 from store.db import transaction
-from store.models import Message
+from store.models import Message, Ticket
 from tests.conftest import Stopped, mail, start_service, stop_service, wait_service, write_config
 from tests.processes import Proc, ignores
 from tests.servers.dovecot import Dovecot
+from tests.servers.imapcut import CommandCut
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +95,35 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
     final = start_service(config, "--once", log=tmp_path / "service.log")
     assert wait_service(final) == 0, (tmp_path / "service.log").read_text()[-3000:]
     _assert_exactly_once(engine, imap_server, folder, expected)
+
+
+@pytest.mark.parametrize("held", ["UID COPY", "UID STORE", "UID EXPUNGE"])
+def test_sigkill_around_the_copy_without_move_files_each_mail_once(
+    engine: Engine, dovecot_without_move: Dovecot, folder: str, tmp_path: Path, held: str
+) -> None:
+    """Killed just before its COPY, STORE or EXPUNGE reached the server: the restart files each
+    mail once (a COPY that happened is not repeated), one ticket each."""
+    server = dovecot_without_move
+    expected = _seed(server, folder, 3)
+    config = write_config(tmp_path / "config.toml", engine, server, folder)
+    with CommandCut(server.host, server.port, rb"^\S+ " + held.encode() + rb" ") as cut:
+        relayed = tmp_path / "relayed.toml"
+        relayed.write_text(config.read_text().replace(f"port = {server.port}\n",
+                                                      f"port = {cut.port}\n"))
+        proc = start_service(relayed, log=tmp_path / "service.log")
+        try:
+            assert cut.held.wait(60), (tmp_path / "service.log").read_text()[-3000:]
+        finally:
+            killed = stop_service(proc, signal.SIGKILL)
+    assert killed.left == frozenset()
+    assert server.count(folder=folder) == 3  # the crash left every mail in the folder
+    copies_before = server.message_ids(folder=f"{folder}/done")
+    assert len(copies_before) == (0 if held == "UID COPY" else 3)
+    final = start_service(config, "--once", log=tmp_path / "service.log")
+    assert wait_service(final) == 0, (tmp_path / "service.log").read_text()[-3000:]
+    _assert_exactly_once(engine, server, folder, expected)
+    with transaction(engine) as session:
+        assert session.exec(select(func.count()).select_from(Ticket)).one() == 3
 
 
 def test_dovecot_restarts_mid_run_lose_and_double_nothing(

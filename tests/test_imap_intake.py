@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import imaplib
 from typing import Any
 
 import pytest
@@ -132,6 +133,32 @@ async def test_without_move_mail_is_copied_flagged_and_expunged(
     assert server.message_ids(folder=f"{folder}/done") == [
         f"<m-{folder}-{n}@example.org>" for n in range(25)]  # each copied once, in order
     assert server.message_ids(folder=f"{folder}/failed") == [f"<m-{folder}-big@example.org>"]
+
+
+async def test_without_move_our_expunge_spares_mail_another_client_flagged_deleted(
+    engine: Engine, dovecot_without_move: Dovecot, folder: str
+) -> None:
+    server = dovecot_without_move
+    assert "UIDPLUS" in server.capabilities()
+    cfg = _config(engine, server, folder).mailboxes[0]
+    server.seed([mail(f"{folder}-{n}") for n in range(2)], folder=folder)
+    box = ImapMailbox(cfg)
+    await box.connect()
+    try:
+        ours = await box.search(None)
+        other = imaplib.IMAP4(server.host, server.port)  # flags its own mail, expunges later
+        try:
+            other.login("support", server.password)
+            typ, _ = other.append(folder, r"(\Deleted)", None, mail(f"{folder}-theirs"))
+            assert typ == "OK"
+        finally:
+            other.logout()
+        await box.settle(ours, cfg.processed_folder)
+    finally:
+        await box.close()
+    assert server.message_ids(folder=folder) == [f"<m-{folder}-theirs@example.org>"]
+    assert server.message_ids(folder=f"{folder}/done") == [
+        f"<m-{folder}-{n}@example.org>" for n in range(2)]
 
 
 async def test_mail_committed_before_a_crash_is_moved_after_it_quarantined_to_failed(

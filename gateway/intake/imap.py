@@ -15,10 +15,11 @@ no STARTTLS: after the server's OK the connection is upgraded with the event loo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ T = TypeVar("T")
 _FETCH_HEAD = re.compile(rb"^\d+ FETCH \(.*?(?:UID (\d+))?.*\{(\d+)\}$")
 _UID = re.compile(rb"UID (\d+)")
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
 
 
 def uid_set(uids: Sequence[int]) -> str:
@@ -113,6 +115,12 @@ class ImapMailbox:
         self._client: Any = None
         self._idle = False
         self._move = False
+        self._uidplus = False
+
+    @property
+    def moves(self) -> bool:
+        """Whether the server has MOVE (else mail is filed by COPY, STORE \\Deleted, EXPUNGE)."""
+        return self._move
 
     @property
     def tls_version(self) -> str | None:
@@ -144,14 +152,21 @@ class ImapMailbox:
         for folder in (cfg.processed_folder, cfg.failed_folder):
             if folder:
                 await self._run(client.create(folder), f"create {folder}")  # NO if it exists
-        response = await self._ok(client.select(cfg.folder), f"select {cfg.folder}")
-        for line in response.lines:
-            found = _UIDVALIDITY.search(bytes(line)) if isinstance(line, bytes | bytearray) else None
-            if found:
-                self.uidvalidity = int(found.group(1))
+        self.uidvalidity = await self._select()
         caps = client.protocol.capabilities
         self._idle = self.config.idle and "IDLE" in caps
         self._move = "MOVE" in caps
+        self._uidplus = "UIDPLUS" in caps
+
+    async def _select(self) -> int:
+        """Select the folder; its UIDVALIDITY."""
+        folder = self.config.folder
+        response = await self._ok(self._client.select(folder), f"select {folder}")
+        for line in response.lines:
+            found = _UIDVALIDITY.search(bytes(line)) if isinstance(line, bytes | bytearray) else None
+            if found:
+                return int(found.group(1))
+        return 0
 
     async def _open(self) -> Any:
         """A connection that has greeted us, encrypted unless security = "none"."""
@@ -263,8 +278,39 @@ class ImapMailbox:
         )
         return parse_fetch(response.lines)
 
-    async def settle(self, uids: Sequence[int], folder: str | None) -> None:
-        """Move mails to folder, or mark them \\Seen when no folder is configured."""
+    async def uidnext(self, folder: str) -> int:
+        """The UID the next mail put into folder will get (STATUS UIDNEXT)."""
+        response = await self._ok(self._client.status(folder, "(UIDNEXT)"), f"status {folder}")
+        for line in response.lines:
+            found = _UIDNEXT.search(bytes(line)) if isinstance(line, bytes | bytearray) else None
+            if found:
+                return int(found.group(1))
+        raise SourceError(f"{self.config.name}: STATUS {folder} gave no UIDNEXT")
+
+    async def already_copied(self, uids: Sequence[int], folder: str, since_uid: int) -> set[int]:
+        """Which of these mails have an identical copy in folder at since_uid or above.
+
+        A pass that died between COPY and EXPUNGE left them there; copying again would double them.
+        """
+        wanted: dict[bytes, list[int]] = {}
+        for uid, data in await self.fetch(uids):
+            wanted.setdefault(hashlib.sha256(data).digest(), []).append(uid)
+        await self._ok(self._client.examine(folder), f"examine {folder}")
+        there = await self.search(since_uid)
+        found: set[int] = set()
+        for start in range(0, len(there), self.config.batch_size):
+            for _uid, data in await self.fetch(there[start:start + self.config.batch_size]):
+                same = wanted.get(hashlib.sha256(data).digest())
+                if same:
+                    found.add(same.pop())
+        if await self._select() != self.uidvalidity:
+            raise TemporarySourceError(f"{self.config.name}: UIDVALIDITY of {self.config.folder} "
+                                       "changed")
+        return found
+
+    async def settle(self, uids: Sequence[int], folder: str | None,
+                     copied: Collection[int] = ()) -> None:
+        """Move mails to folder (those in copied are there already), or flag them \\Seen without one."""
         if not uids:
             return
         which = uid_set(uids)
@@ -274,10 +320,14 @@ class ImapMailbox:
                 log.debug("%s move %s: %s", self.config.name, which, response.lines[-1:])
             return
         if folder:
-            await self._ok(self._client.uid("copy", which, folder), "copy")
+            to_copy = [uid for uid in uids if uid not in copied]
+            if to_copy:
+                await self._ok(self._client.uid("copy", uid_set(to_copy), folder), "copy")
             await self._ok(self._client.uid("store", which, "+FLAGS", r"(\Seen \Deleted)"),
                            "store")
-            await self._ok(self._client.expunge(), "expunge")
+            # UID EXPUNGE removes only ours; EXPUNGE also mails another client flagged \Deleted.
+            expunge = self._client.uid("expunge", which) if self._uidplus else self._client.expunge()
+            await self._ok(expunge, "expunge")
             return
         await self._ok(self._client.uid("store", which, "+FLAGS", r"(\Seen)"), "store")
 
