@@ -13,6 +13,7 @@ from sqlmodel import func, select
 
 from gateway.config import Config
 from gateway.intake.imap import ImapMailbox
+from gateway.intake.mailboxnames import modified_utf7
 from gateway.pipeline import RawMail, process
 from gateway.service import run_service
 from store.db import transaction
@@ -213,3 +214,14 @@ async def _until(condition: Any, timeout: float = 20.0) -> None:
         if loop.time() > deadline:
             pytest.fail("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def test_folder_names_with_spaces_quotes_and_umlauts_are_selected_and_filed(
+        engine: Engine, dovecot: Dovecot, folder: str) -> None:
+    inbox, done = f'{folder} Eingang "Support"', f"{folder} Gelöst"
+    dovecot.seed((mail(f"{folder}-s{n}") for n in range(3)), folder=modified_utf7(inbox))
+    config = _config(engine, dovecot, inbox, processed_folder=done, failed_folder=None)
+    results = await run_service(engine, config, once=True)
+    assert results[f"box-{inbox}"].outcomes == {"created": 3}
+    assert dovecot.count(folder=modified_utf7(inbox)) == 0
+    assert dovecot.count(folder=modified_utf7(done)) == 3

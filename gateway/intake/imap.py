@@ -30,6 +30,7 @@ from gateway.auth.signin import Credentials, PasswordSignIn, SignIn
 from gateway.auth.tls import client_context, tls_problem
 from gateway.config import MailboxConfig
 from gateway.errors import SignInError, SourceError, TemporarySourceError
+from gateway.intake.mailboxnames import wire_name
 
 log = logging.getLogger("gateway.imap")
 
@@ -151,7 +152,7 @@ class ImapMailbox:
         await self._sign_in(client)
         for folder in (cfg.processed_folder, cfg.failed_folder):
             if folder:
-                await self._run(client.create(folder), f"create {folder}")  # NO if it exists
+                await self._run(client.create(wire_name(folder)), f"create {folder}")  # NO if it exists
         self.uidvalidity = await self._select()
         caps = client.protocol.capabilities
         self._idle = self.config.idle and "IDLE" in caps
@@ -161,7 +162,7 @@ class ImapMailbox:
     async def _select(self) -> int:
         """Select the folder; its UIDVALIDITY."""
         folder = self.config.folder
-        response = await self._ok(self._client.select(folder), f"select {folder}")
+        response = await self._ok(self._client.select(wire_name(folder)), f"select {folder}")
         for line in response.lines:
             found = _UIDVALIDITY.search(bytes(line)) if isinstance(line, bytes | bytearray) else None
             if found:
@@ -280,7 +281,7 @@ class ImapMailbox:
 
     async def uidnext(self, folder: str) -> int:
         """The UID the next mail put into folder will get (STATUS UIDNEXT)."""
-        response = await self._ok(self._client.status(folder, "(UIDNEXT)"), f"status {folder}")
+        response = await self._ok(self._client.status(wire_name(folder), "(UIDNEXT)"), f"status {folder}")
         for line in response.lines:
             found = _UIDNEXT.search(bytes(line)) if isinstance(line, bytes | bytearray) else None
             if found:
@@ -295,7 +296,7 @@ class ImapMailbox:
         wanted: dict[bytes, list[int]] = {}
         for uid, data in await self.fetch(uids):
             wanted.setdefault(hashlib.sha256(data).digest(), []).append(uid)
-        await self._ok(self._client.examine(folder), f"examine {folder}")
+        await self._ok(self._client.examine(wire_name(folder)), f"examine {folder}")
         there = await self.search(since_uid)
         found: set[int] = set()
         for start in range(0, len(there), self.config.batch_size):
@@ -315,14 +316,14 @@ class ImapMailbox:
             return
         which = uid_set(uids)
         if folder and self._move:
-            response = await self._run(self._client.uid("move", which, folder), "move")
+            response = await self._run(self._client.uid("move", which, wire_name(folder)), "move")
             if response.result != "OK":  # already moved by another process: nothing to do
                 log.debug("%s move %s: %s", self.config.name, which, response.lines[-1:])
             return
         if folder:
             to_copy = [uid for uid in uids if uid not in copied]
             if to_copy:
-                await self._ok(self._client.uid("copy", uid_set(to_copy), folder), "copy")
+                await self._ok(self._client.uid("copy", uid_set(to_copy), wire_name(folder)), "copy")
             await self._ok(self._client.uid("store", which, "+FLAGS", r"(\Seen \Deleted)"),
                            "store")
             # UID EXPUNGE removes only ours; EXPUNGE also mails another client flagged \Deleted.
