@@ -340,3 +340,34 @@ class OAuthGrant(SQLModel, table=True):
     access_expires_at: datetime | None = _stamp(nullable=True)
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     last_error_at: datetime | None = _stamp(nullable=True)
+
+
+class PortalLink(SQLModel, table=True):
+    """A customer portal sign-in request: the single-use link's SHA-256 (none for an unknown
+    address, so rate limits count every request alike), who asked, from where, and its fate."""
+
+    __tablename__ = "portal_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    address: str = Field(max_length=320, index=True)
+    client: str = Field(default="", max_length=64, index=True)  # the requesting IP address
+    next_path: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _stamp(index=True)
+    expires_at: datetime = _stamp()
+    used_at: datetime | None = _stamp(nullable=True)
+
+
+class PortalSession(SQLModel, table=True):
+    """A signed-in portal browser: only the cookie's SHA-256 is kept; revoked sessions stay for audit."""
+
+    __tablename__ = "portal_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    address: str = Field(max_length=320, index=True)
+    csrf: str = Field(max_length=64)  # the token every form of this session carries
+    created_at: datetime = _stamp()
+    last_seen_at: datetime = _stamp()
+    expires_at: datetime = _stamp()
+    revoked_at: datetime | None = _stamp(nullable=True)
