@@ -46,6 +46,7 @@ from gateway.configmodels import (
     OAuthConfig,
     OrganisationConfig,
     OutboundConfig,
+    PortalConfig,
     Secret,
     Section,
     SlaConfig,
@@ -64,7 +65,7 @@ from gateway.errors import ConfigError
 __all__ = [
     "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "SMTP_GRANT", "AgentConfig",
     "BusinessHoursConfig", "ChannelConfig", "Config", "HttpConfig", "LimitsConfig",
-    "MailboxConfig", "OAuthConfig", "OrganisationConfig", "OutboundConfig", "SlaConfig",
+    "MailboxConfig", "OAuthConfig", "OrganisationConfig", "OutboundConfig", "PortalConfig", "SlaConfig",
     "SmtpConfig", "TicketsConfig", "TimersConfig", "WebhookConfig", "config_folder", "is_loopback",
     "load_config", "parse_config",
 ]
@@ -202,6 +203,23 @@ class _File(Section):
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
     sla: tuple[SlaConfig, ...] = Field(default=(), strict=False)
     timers: TimersConfig = TimersConfig()
+    portal: PortalConfig | None = None
+
+    @model_validator(mode="after")
+    def _portal_needs(self) -> _File:
+        """The portal is served by [http] and mails its sign-in links over [smtp]."""
+        portal = self.portal
+        if portal is None:
+            return self
+        if self.http is None or self.smtp is None:
+            raise Invalid(f"needs {'[http]' if self.http is None else '[smtp]'} "
+                          f"({'it is served there' if self.http is None else 'it mails sign-in links'})",
+                          key="portal")
+        names = [c.name for c in self.channel] or [_DEFAULT_CHANNEL.name]
+        if portal.channel and portal.channel not in names:
+            raise Invalid(f"unknown channel {portal.channel!r}; known: {', '.join(names)}",
+                          key="portal", below="channel")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -219,6 +237,8 @@ def _build(file: _File, path: Path | None) -> Config:
     if "message_id_domain" not in outbound.model_fields_set:
         domain = channels[0].address.rpartition("@")[2]
         outbound = outbound.model_copy(update={"message_id_domain": domain})
+    if file.portal is not None and not outbound.portal_url:  # notification links open the portal
+        outbound = outbound.model_copy(update={"portal_url": file.portal.url + "/tickets/{number}"})
     return Config(
         path=path,
         database_url=file.database.url,
@@ -244,6 +264,7 @@ def _build(file: _File, path: Path | None) -> Config:
         file.business_hours.model_copy(update={"timezone": file.tickets.timezone}),
         slas=file.sla,
         timers=file.timers,
+        portal=file.portal,
     )
 
 

@@ -50,6 +50,7 @@ from gateway.configmodels.timers import (
 )
 from gateway.configmodels.web import (
     HttpConfig,
+    PortalConfig,
     WebhookConfig,
 )
 
@@ -73,6 +74,7 @@ __all__ = [
     "OAuthConfig",
     "OrganisationConfig",
     "OutboundConfig",
+    "PortalConfig",
     "Secret",
     "Section",
     "SlaConfig",
@@ -116,6 +118,7 @@ class Config(BaseModel):
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
     slas: tuple[SlaConfig, ...] = ()
     timers: TimersConfig = TimersConfig()
+    portal: PortalConfig | None = None  # the customer portal; None: off
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """The fields for repr and str, with the database password masked."""

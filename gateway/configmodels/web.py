@@ -1,14 +1,16 @@
-"""The HTTP server and webhooks."""
+"""The HTTP server, webhooks and the customer portal."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     Field,
     PositiveFloat,
     PositiveInt,
+    StringConstraints,
     model_validator,
 )
 
@@ -17,6 +19,7 @@ from gateway.configmodels.fields import (
     Invalid,
     Secret,
     Section,
+    is_loopback,
     show,
     with_env,
 )
@@ -91,3 +94,30 @@ class WebhookConfig(Section):
     def wants(self, event: str) -> bool:
         """Whether this subscriber gets the event."""
         return "*" in self.events or event in self.events
+
+
+def _portal_base(value: str) -> str:
+    """Where customers reach /portal: https (plain http only on this machine, for trying it out)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise Invalid(f"must be the portal's address, e.g. \"https://support.example.com/portal\", "
+                      f"got {show(value)}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise Invalid(f"must be https:// (the session cookie is Secure), got {show(value)}")
+    return value.strip().rstrip("/")
+
+
+class PortalConfig(Section):
+    """[portal]: the customer portal under /portal on the [http] server (off when absent)."""
+
+    url: Annotated[str, AfterValidator(_portal_base)]  # where customers reach /portal (links in mails)
+    link_minutes: Annotated[int, Field(ge=1, le=1440)] = 15  # a sign-in link works this long, once
+    session_hours: Annotated[int, Field(ge=1, le=2160)] = 12  # a session ends this long after sign-in
+    links_per_address_hour: PositiveInt = 5  # sign-in link requests per mail address and hour
+    links_per_client_hour: PositiveInt = 30  # sign-in link requests per client IP address and hour
+    max_attachments: Annotated[int, Field(ge=0, le=50)] = 5  # files on one portal form
+    max_file_mb: Annotated[int, Field(ge=1, le=100)] = 10  # size of one file
+    categories: tuple[Annotated[str, StringConstraints(min_length=1, max_length=100)], ...] = Field(
+        default=(), strict=False)  # offered on the new-ticket form; empty: free text
+    channel: str = ""  # the channel of portal tickets; empty: the first
+    secure_cookies: bool = True  # false only to try the portal over plain http on this machine

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, false, or_
 from sqlmodel import Session, col, func, select
@@ -68,19 +69,36 @@ class Page:
     total: int
 
 
+ORDERS = ("updated", "oldest", "number")  # most recently updated first, least recently, by number
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern that finds text anywhere, its wildcards taken literally.
+
+    >>> print(_like("50%_off"))
+    %50\\%\\_off%
+    """
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def visible_tickets(session: Session, viewer: Viewer, *, statuses: Sequence[str] | None = None,
                     updated_since: datetime | None = None, limit: int = 20,
-                    offset: int = 0) -> Page:
-    """The viewer's tickets, most recently updated first, filtered and paged."""
+                    offset: int = 0, search: str | None = None, order: str = "updated") -> Page:
+    """The viewer's tickets, filtered (status, time, words in subject or number), sorted, paged."""
     where: list[ColumnElement[bool]] = [col(Ticket.type) != "internal", _condition(session, viewer)]
     if statuses is not None:
         where.append(col(Ticket.status).in_(list(statuses)))
     if updated_since is not None:
         where.append(col(Ticket.updated_at) >= updated_since)
+    if search:
+        pattern = _like(search)
+        where.append(or_(col(Ticket.subject).ilike(pattern, escape="\\"),
+                         col(Ticket.number).ilike(pattern, escape="\\")))
+    sort: tuple[Any, ...] = {"oldest": (col(Ticket.updated_at).asc(), col(Ticket.id).asc()),
+            "number": (col(Ticket.number).desc(), col(Ticket.id).desc())}.get(
+        order, (col(Ticket.updated_at).desc(), col(Ticket.id).desc()))  # "updated"
     total = session.exec(select(func.count()).select_from(Ticket).where(*where)).one()
-    rows = session.exec(select(Ticket).where(*where)
-                        .order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
-                        .offset(offset).limit(limit)).all()
+    rows = session.exec(select(Ticket).where(*where).order_by(*sort).offset(offset).limit(limit)).all()
     return Page(list(rows), int(total))
 
 

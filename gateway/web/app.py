@@ -1,4 +1,5 @@
-"""The HTTP application: the API under /api/v1, /healthz and /metrics, errors as problem+json.
+"""The HTTP application: the API under /api/v1, the customer portal under /portal, /healthz and
+/metrics; API errors as problem+json, portal errors as pages.
 
 ``create_app`` is the one place the parts are put together; the service serves it
 (``gateway.web.server``) and tests serve it the same way, on a real socket.
@@ -24,6 +25,8 @@ from gateway.web.api.models import CloseIn, MessageIn, TicketIn
 from gateway.web.context import WebContext
 from gateway.web.health import Health, check, probe_engine
 from gateway.web.middleware import BodyLimit, RequestMetrics
+from gateway.web.portal import mount as portal
+from gateway.web.portal.mailer import LinkMailer
 
 TITLE = "ticketgate"
 VERSION = "1"
@@ -31,7 +34,7 @@ _BODIES: tuple[type[BaseModel], ...] = (TicketIn, MessageIn, CloseIn)
 
 
 def create_app(engine: Engine, config: Config, *, health: Health | None = None,
-               rules: RuleBook | None = None) -> FastAPI:
+               rules: RuleBook | None = None, mailer: LinkMailer | None = None) -> FastAPI:
     """The app for one service: its engine, config, rules in force and health record."""
     docs = config.http.docs if config.http else True
     app = FastAPI(title=TITLE, version=VERSION, redoc_url=None,
@@ -43,9 +46,10 @@ def create_app(engine: Engine, config: Config, *, health: Health | None = None,
     web = WebContext(engine, config, book)
     app.state.web = web
     probe = probe_engine(engine)
-    problems.install(app)
+    problems.install(app, page=portal.error_pages if config.portal else None)
     app.include_router(tickets.router)
     app.include_router(organisations.router)
+    portal.install(app, engine, config, mailer)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

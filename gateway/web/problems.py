@@ -8,12 +8,12 @@ A client never sees a traceback: an unexpected error is logged and answered with
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.errors import StoreUnavailable
@@ -81,32 +81,37 @@ def invalid(errors: Sequence[Any], prefix: Sequence[int | str] = ()) -> Problem:
     return Problem(422, "validation", detail or "invalid request", field=first["field"], errors=found)
 
 
-def install(app: FastAPI) -> None:
-    """Answer every error as problem+json."""
+PageHook = Callable[[Request, int, str], Response | None]
+
+
+def install(app: FastAPI, page: PageHook | None = None) -> None:
+    """Answer every error as problem+json (or as the page hook's HTML page where it gives one)."""
+
+    def answer(request: Request, problem: Problem) -> Response:
+        shown = page(request, problem.status, problem.detail) if page is not None else None
+        return shown if shown is not None else problem.response(request.url.path)
 
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return exc.response(request.url.path)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return invalid(exc.errors()).response(request.url.path)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return answer(request, invalid(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "error")
-        return Problem(exc.status_code, kind, detail, headers=dict(exc.headers or {})).response(
-            request.url.path)
+        return answer(request, Problem(exc.status_code, kind, detail, headers=dict(exc.headers or {})))
 
     @app.exception_handler(StoreUnavailable)
-    async def _store(request: Request, exc: StoreUnavailable) -> JSONResponse:
+    async def _store(request: Request, exc: StoreUnavailable) -> Response:
         log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
-        return Problem(503, "unavailable", "the database is unavailable; try again later",
-                       headers={"Retry-After": "30"}).response(request.url.path)
+        return answer(request, Problem(503, "unavailable", "the database is unavailable; try again "
+                                       "later", headers={"Retry-After": "30"}))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
-        return Problem(500, "internal", "internal error; it has been logged").response(
-            request.url.path)
+        return answer(request, Problem(500, "internal", "internal error; it has been logged"))

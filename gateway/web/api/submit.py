@@ -20,6 +20,7 @@ from email.utils import format_datetime, formataddr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from gateway.agents.mail import may_close
 from gateway.config import LANGUAGES, Config
 from gateway.configmodels import SOURCES
 from gateway.intake.attachments import safe_filename
@@ -29,6 +30,8 @@ from gateway.intake.raw import RawMail, Submission
 from gateway.outbound.outbox import header_safe
 from gateway.pipeline import Disposition, process
 from gateway.rules.model import Rule
+from gateway.statuses import CLOSED
+from gateway.views.visibility import Viewer, visible_ticket
 from gateway.web.problems import Problem
 from gateway.web.tokens import Client
 from store.keys import message_key
@@ -181,3 +184,21 @@ def thread_id(session: Session, ticket: Ticket) -> str | None:
                         .where(Message.ticket_id == ticket.id)
                         .order_by(col(Message.id).desc()).limit(50)).all()
     return next((mid for mid, key in rows if key == message_key(mid)), None)
+
+
+def reply_draft(session: Session, number: str, email: str, name: str, language: str | None,
+                text: str, html: str, uploads: list[Upload], request: str,
+                closing: bool) -> Draft | None:
+    """A customer's message (or #close) on a ticket they may see, threaded by In-Reply-To;
+    None when closing a ticket that is closed already. 404 for a ticket they may not see."""
+    ticket = visible_ticket(session, Viewer(customer=email), number)
+    if ticket is None:
+        raise Problem(404, "not-found", f"no ticket {number[:40]!r} for this viewer", field="number")
+    if closing and not may_close(session, ticket, email):
+        raise Problem(403, "forbidden", "only the ticket's customer or someone copied on it may "
+                      "close it", field="customer.email")
+    if closing and ticket.status in CLOSED:
+        return None
+    return Draft(source=ticket.source, email=email, name=name, subject=f"Re: {ticket.subject}",
+                 text=text, html=html, channel=ticket.channel, files=uploads, language=language,
+                 in_reply_to=thread_id(session, ticket), request=request)

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from gateway.agents.mail import may_close
 from gateway.errors import store_errors
 from gateway.statuses import CLOSED, PORTAL_STATES, shown_as
 from gateway.views.visibility import Viewer, public_attachment, visible_ticket, visible_tickets
@@ -38,7 +37,7 @@ from gateway.web.api.reading import (
     ticket_out,
     viewer_from,
 )
-from gateway.web.api.submit import Draft, Result, Upload, submit, thread_id
+from gateway.web.api.submit import Draft, Result, Upload, reply_draft, submit
 from gateway.web.auth import Scope
 from gateway.web.context import WebContext, context
 from gateway.web.problems import Problem
@@ -246,21 +245,15 @@ def _reply(web: WebContext, client: Client, number: str, customer: Customer, tex
     closing = "/close\0" in request
     viewer = Viewer(customer=customer.email)
     with store_errors(), transaction(web.engine) as session:
-        ticket = visible_ticket(session, viewer, number)
-        if ticket is None:
-            raise _not_found(number)
-        if closing and not may_close(session, ticket, customer.email):
-            raise Problem(403, "forbidden", "only the ticket's customer or someone copied on it may "
-                          "close it", field="customer.email")
-        if closing and ticket.status in CLOSED:
+        draft = reply_draft(session, number, customer.email, customer.name, customer.language,
+                            text, html, uploads, request, closing)
+        if draft is None:
+            ticket = visible_ticket(session, viewer, number)
+            assert ticket is not None
             lang = language(session, web.config, viewer, None)
             head = ticket_out(session, web.config, ticket, lang, viewer)
             body = Submitted(outcome="closed", ticket=head, message=None, detail="already closed")
             return JSONResponse(body.model_dump(mode="json"), status_code=200)
-        draft = Draft(source=ticket.source, email=customer.email, name=customer.name,
-                      subject=f"Re: {ticket.subject}", text=text, html=html,
-                      channel=ticket.channel, files=uploads, language=customer.language,
-                      in_reply_to=thread_id(session, ticket), request=request)
     response = _submit_and_answer(web, client, draft, key, viewer)
     if closing and response.status_code in (200, 201):
         return _closed_answer(web, number, viewer)
