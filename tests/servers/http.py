@@ -17,8 +17,8 @@ from tests.servers.smtp import free_port
 class ApiServer:
     """Serve an app until stop(); base_url is where to send requests."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._server = HttpServer(app, HttpConfig(listen=f"127.0.0.1:{self.port}"))
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -109,8 +109,8 @@ def render(config: Config, draft: Draft, message_id: str, client: Client, now: d
                         ("Asset", draft.asset)):
         if value:
             mail[f"X-Ticketgate-{name}"] = header_safe(_clean(value))
-    if draft.language:
-        mail["Content-Language"] = draft.language
+    if draft.language:  # an X- header: set_content and add_attachment move Content-* headers
+        mail["X-Ticketgate-Language"] = draft.language
     mail[FINGERPRINT] = fingerprint(draft)
     text, html = _clean(draft.text), _clean(draft.html)
     if html and not text:
@@ -160,7 +160,7 @@ def submission_of(headers: dict[str, list[str]], exclusive: bool) -> Submission:
         values = headers.get(name.lower())
         return values[0].strip() or None if values else None
 
-    language = first("Content-Language")
+    language = first("X-Ticketgate-Language")
     return Submission(organisation=first("X-Ticketgate-Organisation"),
                       category=first("X-Ticketgate-Category"), asset=first("X-Ticketgate-Asset"),
                       language=language if language in LANGUAGES else None,
