@@ -29,6 +29,7 @@ from gateway.timers.worker import TimerWorker
 from gateway.views.visibility import apply_config_organisations
 from gateway.web.app import create_app
 from gateway.web.health import Health
+from gateway.web.portal.mailer import LinkMailer
 from gateway.web.server import HttpServer
 from gateway.web.webhooks import WebhookWorker
 from store.db import transaction
@@ -273,9 +274,14 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
     if not once and hooks is not None:
         jobs.append(hooks.run(stop))
     if not once and config.http is not None:
-        server = HttpServer(create_app(engine, config, health=health, rules=book), config.http)
+        links = LinkMailer(engine, config, signins=signins) if config.portal is not None else None
+        server = HttpServer(create_app(engine, config, health=health, rules=book, mailer=links),
+                            config.http)
         jobs.append(server.serve(stop))
         log.info("HTTP API on http://%s/api/v1 (health /healthz, metrics /metrics)", config.http.listen)
+        if config.portal is not None:
+            log.info("customer portal on http://%s/portal, linked as %s", config.http.listen,
+                     config.portal.url)
     log.info("ticketgate running: %d mailbox(es)%s", len(workers), " (once)" if once else "")
     try:
         results = await _all_or_stop(jobs, stop)

@@ -52,18 +52,22 @@ class Site:
         assert answer.status_code == 200, answer.text
 
     def link_for(self, address: str, since: int = 0, timeout: float = 10.0) -> str:
-        """The newest sign-in link mailed to address after the first `since` mails to it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            mails = self.smtp.handler.to(address)
-            if len(mails) > since:
-                body = mails[-1].message.get_body(("plain",))
-                assert body is not None
-                found = LINK.search(body.get_content())
-                assert found, body.get_content()
+        """The sign-in link mailed to address after the first `since` mails to it."""
+        return link_in(self.smtp, address, since, timeout)
+
+
+def link_in(smtp: SmtpServer, address: str, since: int = 0, timeout: float = 10.0) -> str:
+    """The first sign-in link among the mails to address after the first `since` (other mails,
+    such as acknowledgements, may come between)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for delivered in smtp.handler.to(address)[since:]:
+            body = delivered.message.get_body(("plain",))
+            found = LINK.search(body.get_content()) if body is not None else None
+            if found:
                 return found.group(1)
-            time.sleep(0.02)  # the mail is sent after the answer, by a background task
-        raise AssertionError(f"no sign-in link mailed to {address} in {timeout} s")
+        time.sleep(0.02)  # the mail is sent after the answer, by a background task
+    raise AssertionError(f"no sign-in link mailed to {address} in {timeout} s")
 
 
 def portal_config(db_url: str, smtp: SmtpServer, port: int, **portal: Any) -> Config:

@@ -29,13 +29,13 @@ TEMPLATE = "portal/signin_link"
 class LinkMailer:
     """Sends sign-in links through the configured SMTP server (or the sender given)."""
 
-    def __init__(self, engine: Engine, config: Config,
-                 sender: Callable[[], MailSender] | None = None) -> None:
+    def __init__(self, engine: Engine, config: Config, sender: Callable[[], MailSender] | None = None,
+                 signins: SignIns | None = None) -> None:
         if sender is None:
             smtp = config.smtp
             if smtp is None:
                 raise ValueError("the portal needs [smtp] to mail sign-in links")
-            signin = SignIns(engine, config).for_smtp(smtp)
+            signin = (signins or SignIns(engine, config)).for_smtp(smtp)  # the service's token cache
             sender = lambda: SmtpSender(smtp, signin)  # noqa: E731
         self.config, self.sender = config, sender
         self.renderer = Renderer(config.templates_folder)
