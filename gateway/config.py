@@ -214,11 +214,11 @@ class _File(Section):
         if self.http is None or self.smtp is None:
             raise Invalid(f"needs {'[http]' if self.http is None else '[smtp]'} "
                           f"({'it is served there' if self.http is None else 'it mails sign-in links'})",
-                          key="portal")
+                          below="portal")
         names = [c.name for c in self.channel] or [_DEFAULT_CHANNEL.name]
         if portal.channel and portal.channel not in names:
             raise Invalid(f"unknown channel {portal.channel!r}; known: {', '.join(names)}",
-                          key="portal", below="channel")
+                          below="portal.channel")
         return self
 
     @model_validator(mode="before")

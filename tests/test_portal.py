@@ -4,13 +4,19 @@ sessions, CSRF, rate limits, who may see which ticket, uploads, headers, languag
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from gateway.cli import main
+from gateway.config import parse_config
+from gateway.errors import ConfigError
 from gateway.statuses import COLOURS
 from store.db import transaction
 from store.models import Message, PortalLink, PortalSession, Ticket
@@ -279,3 +285,53 @@ def test_language_is_the_contacts_else_the_browsers(site: Site) -> None:
     assert "Send me a sign-in link" in Visitor(site, language="fr, en;q=0.4").get("/portal/signin").text
     mail = site.smtp.handler.to(ANNA)[-1].message
     assert "Anmeldelink" in mail["Subject"]
+
+
+def test_portal_revoke_signs_a_customer_out_everywhere(site: Site, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    site.open_ticket(ANNA)
+    laptop, phone = Visitor(site), Visitor(site)
+    laptop.sign_in(ANNA)
+    phone.sign_in(ANNA)
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[database]\nurl = "{site.engine.url.render_as_string(hide_password=False)}"\n',
+                      encoding="utf-8")
+    assert main(["--config", str(config), "portal", "sessions", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [row["address"] for row in listed] == [ANNA, ANNA]
+    assert main(["--config", str(config), "portal", "revoke", ANNA.upper()]) == 0
+    assert "2 session(s) ended" in capsys.readouterr().out
+    assert laptop.get("/portal/tickets").status_code == 303
+    assert phone.get("/portal/tickets").status_code == 303
+    assert main(["--config", str(config), "portal", "revoke", "not an address"]) == 1
+
+
+@pytest.mark.parametrize(("portal", "extra", "message"), [
+    ({"url": "http://support.example.com/portal"}, {}, "portal.url: must be https://"),
+    ({"url": "ftp://x/portal"}, {}, "portal.url: must be the portal's address"),
+    ({"url": "https://support.example.com/portal"}, {"smtp": None}, "portal: needs [smtp]"),
+    ({"url": "https://support.example.com/portal"}, {"http": None}, "portal: needs [http]"),
+    ({"url": "https://support.example.com/portal", "channel": "sales"}, {},
+     "portal.channel: unknown channel 'sales'"),
+    ({"url": "https://support.example.com/portal", "link_minutes": 0}, {}, "portal.link_minutes"),
+    ({"url": "https://support.example.com/portal", "colour": "red"}, {}, "portal.colour: unknown key"),
+])
+def test_portal_config_errors_name_the_key(portal: dict[str, Any], extra: dict[str, Any],
+                                           message: str) -> None:
+    raw: dict[str, Any] = {"database": {"url": "sqlite:///:memory:"},
+                           "smtp": {"host": "127.0.0.1", "port": 25, "security": "none"},
+                           "http": {"listen": "127.0.0.1:8080"}, "portal": portal}
+    raw.update(extra)
+    raw = {k: v for k, v in raw.items() if v is not None}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, "config.toml")
+    assert message in str(caught.value)
+
+
+def test_portal_config_fills_in_the_notification_link() -> None:
+    raw = {"database": {"url": "sqlite:///:memory:"},
+           "smtp": {"host": "127.0.0.1", "port": 25, "security": "none"},
+           "http": {"listen": "127.0.0.1:8080"}, "portal": {"url": "https://support.example.com/portal/"}}
+    config = parse_config(raw, "config.toml")
+    assert config.portal is not None and config.portal.url == "https://support.example.com/portal"
+    assert config.outbound.portal_url == "https://support.example.com/portal/tickets/{number}"

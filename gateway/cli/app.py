@@ -10,12 +10,12 @@ import signal
 import sys
 from pathlib import Path
 
-from gateway.cli import access, mail, outbox, report, run, setup, tickets
+from gateway.cli import access, mail, outbox, portal, report, run, setup, tickets
 from gateway.cli.common import open_store
 from gateway.config import load_config
 from gateway.errors import ConfigError, TicketgateError
 
-GROUPS = (setup, run, mail, tickets, outbox, access, report)  # the order of --help
+GROUPS = (setup, run, mail, tickets, outbox, access, portal, report)  # the order of --help
 
 
 def _parser() -> argparse.ArgumentParser:

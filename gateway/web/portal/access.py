@@ -123,3 +123,14 @@ def revoke(session: Session, now: datetime, *, token: str | None = None,
         return 0
     result = session.exec(update(PortalSession).where(*where).values(revoked_at=now))
     return int(result.rowcount)
+
+
+def live_sessions(session: Session, now: datetime, address: str | None = None) -> list[dict[str, object]]:
+    """Sessions not revoked or expired (of one address, or all), newest first: for `portal sessions`."""
+    query = select(PortalSession).where(col(PortalSession.revoked_at).is_(None),
+                                        col(PortalSession.expires_at) > now)
+    if address is not None:
+        query = query.where(PortalSession.address == address)
+    rows = session.exec(query.order_by(col(PortalSession.id).desc())).all()
+    return [{"address": r.address, "created_at": str(r.created_at), "last_seen_at": str(r.last_seen_at),
+             "expires_at": str(r.expires_at)} for r in rows]
