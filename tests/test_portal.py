@@ -335,3 +335,15 @@ def test_portal_config_fills_in_the_notification_link() -> None:
     config = parse_config(raw, "config.toml")
     assert config.portal is not None and config.portal.url == "https://support.example.com/portal"
     assert config.outbound.portal_url == "https://support.example.com/portal/tickets/{number}"
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "sign-in link"), ("de", "Anmeldelink")])
+def test_the_sign_in_mail_renders_in_both_languages_with_the_link(language: str, words: str) -> None:
+    from gateway.outbound.render import Renderer
+    out = Renderer().render("portal/signin_link", language, {
+        "link": "https://s.example/portal/signin/abc?x=<b>", "minutes": 15,
+        "recipient": {"address": ANNA},
+        "channel": {"name": "support", "display_name": "ACME <Support>", "address": "s@example.com"}})
+    assert words in out.subject and "15" in out.text
+    assert "https://s.example/portal/signin/abc?x=<b>" in out.text
+    assert "<b>" not in out.html and "ACME &lt;Support&gt;" in out.html and f'lang="{language}"' in out.html
