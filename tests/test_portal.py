@@ -347,3 +347,26 @@ def test_the_sign_in_mail_renders_in_both_languages_with_the_link(language: str,
     assert words in out.subject and "15" in out.text
     assert "https://s.example/portal/signin/abc?x=<b>" in out.text
     assert "<b>" not in out.html and "ACME &lt;Support&gt;" in out.html and f'lang="{language}"' in out.html
+
+
+def test_the_list_searches_filters_by_state_and_sorts(site: Site) -> None:
+    first = site.open_ticket(ANNA, subject="Printer 50% slower")
+    second = site.open_ticket(ANNA, subject="VPN drops")
+    with transaction(site.engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == second)).one()
+        ticket.status = "waiting_external"
+        session.add(ticket)
+    anna = Visitor(site)
+    anna.sign_in(ANNA)
+    found = anna.get("/portal/tickets", params={"q": "50%"}).text
+    assert first in found and second not in found
+    assert anna.get("/portal/tickets", params={"q": "5_%"}).text.count("ticket-T") == 0  # literal
+    waiting = anna.get("/portal/tickets", params={"status": "reply_expected"}).text
+    assert second in waiting and first not in waiting and "badge-red" in waiting
+    by_age = anna.get("/portal/tickets", params={"sort": "oldest"}).text
+    assert by_age.index(first) < by_age.index(second)
+    newest = anna.get("/portal/tickets").text
+    assert newest.index(second) < newest.index(first)
+    assert anna.get("/portal/tickets", params={"status": "bogus", "sort": "x' OR 1=1"}).status_code == 200
+    bad = anna.get("/portal/tickets", params={"page": "zero"})
+    assert bad.status_code == 400 and bad.headers["content-type"].startswith("text/html")  # a page

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, delete, update
 from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
@@ -21,6 +21,7 @@ from store.models import PortalLink, PortalSession
 from store.queries import find_contact
 
 RATE_WINDOW = timedelta(hours=1)
+KEEP_LINKS = timedelta(days=2)  # link requests older than this are forgotten
 Outcome = Literal["sent", "unknown", "limited"]
 
 
@@ -52,6 +53,7 @@ def request_link(session: Session, config: Config, address: str, client: str, ne
     """Record a link request; a token for a customer within the limits (address, then client)."""
     portal = config.portal
     assert portal is not None
+    session.exec(delete(PortalLink).where(col(PortalLink.created_at) < now - KEEP_LINKS))
     if _recent(session, col(PortalLink.address) == address, now) >= portal.links_per_address_hour \
             or _recent(session, col(PortalLink.client) == client, now) >= portal.links_per_client_hour:
         return LinkRequest("limited")
