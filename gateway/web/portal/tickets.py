@@ -59,8 +59,19 @@ def signed_in(request: Request) -> PortalSession:
     me = visitor(request)
     if me is None:
         query = f"?{request.url.query}" if request.url.query else ""
-        raise SignInNeeded(request.url.path + query)
+        back = request.url.path + query if request.method == "GET" else _form_page(request.url.path)
+        raise SignInNeeded(back)
     return me
+
+
+def _form_page(path: str) -> str:
+    """The page a form was sent from (a reply or close: its ticket), to return to after sign-in.
+
+    >>> _form_page("/portal/tickets/T1/reply"), _form_page("/portal/tickets")
+    ('/portal/tickets/T1', '/portal/tickets')
+    """
+    head, _, last = path.rpartition("/")
+    return head if last in ("reply", "close") else f"{PREFIX}/tickets"
 
 
 def portal_client(address: str) -> Client:
