@@ -160,7 +160,7 @@ def _endpoint(value: str) -> str:
     >>> _endpoint("http://auth.example.com/token")
     Traceback (most recent call last):
     ...
-    gateway.configmodels.Invalid: must be an https:// URL (http:// only to a loopback host), got 'http://auth.example.com/token'
+    gateway.configmodels.fields.Invalid: must be an https:// URL (http:// only to a loopback host), got 'http://auth.example.com/token'
     """
     parts = urlsplit(value)
     if not parts.hostname or not (parts.scheme == "https" or (
