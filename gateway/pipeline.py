@@ -30,6 +30,7 @@ from gateway.agents.mail import AgentResult, agent_mail, customer_close
 from gateway.config import AgentConfig, Config
 from gateway.errors import StoreUnavailable, store_errors
 from gateway.intake.guard import Verdict, inspect
+from gateway.intake.headerblock import not_a_mail
 from gateway.intake.htmltext import SANITIZERS
 from gateway.intake.parse import ParsedMail, parse_mail
 from gateway.intake.raw import RawMail
@@ -155,6 +156,9 @@ def _process(engine: Engine, config: Config, raw: RawMail, now: datetime, keep_f
                 reason = (f"message too large: {len(raw.data)} bytes > limits.max_message_bytes "
                           f"{config.limits.max_message_bytes}")
                 return _failed(engine, raw, reason, fallback_id, keep_failures)
+            junk = not_a_mail(raw.data)
+            if junk is not None:  # an empty file, a picture: never a ticket from "(none)"
+                return _failed(engine, raw, junk, fallback_id, keep_failures)
             mail = parsed or parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
             fallback_id = mail.message_id
             verdict = inspect(mail, config.own_addresses())

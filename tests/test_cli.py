@@ -19,8 +19,9 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 FIXTURES = Path(__file__).parent / "fixtures"
 # What `ticketgate ingest ../shared/corpus` makes of it, one count per outcome (the corpus
 # holds byte-identical copies: those are the duplicates). When a change to mail parsing
-# moves a count on purpose, update this line and say why in the commit.
-CORPUS_OUTCOMES = {"created": 72, "followup": 0, "duplicate": 24, "quarantined": 0}
+# moves a count on purpose, update this line and say why in the commit. Quarantined: rt/lorem-ipsum.eml
+# has no header block at all (not a mail).
+CORPUS_OUTCOMES = {"created": 71, "followup": 0, "duplicate": 24, "quarantined": 1}
 
 
 def _config(tmp_path: Path, extra: str = "") -> Path:

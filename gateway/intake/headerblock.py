@@ -18,6 +18,35 @@ _KNOWN = frozenset({b"from", b"to", b"cc", b"subject", b"date", b"message-id", b
                     b"return-path", b"mime-version", b"content-type", b"delivered-to",
                     b"reply-to", b"sender", b"in-reply-to", b"references"})
 MAX_JUNK_LINES = 3
+_TEXT_BYTES = frozenset(range(32, 256)) | {9, 10, 12, 13, 27}  # with form feed, ESC (ISO-2022)
+
+
+def not_a_mail(raw: bytes) -> str | None:
+    """Why these bytes are no mail at all (no header block), or None when they may be one.
+
+    Such input (an empty file, a picture, random bytes) is quarantined, never made a ticket.
+
+    >>> not_a_mail(b"")
+    'not a mail: empty input'
+    >>> not_a_mail(b"\\x89PNG\\r\\n\\x1a\\n\\x00\\x00")
+    'not a mail: binary data, no header block'
+    >>> not_a_mail(b"hello there\\nhow are you")
+    "not a mail: no header block; it starts with 'hello there'"
+    >>> not_a_mail(b"From jo@b.c Nov\\nFrom: jo@b.c\\nSubject: hi\\n\\nbody") is None
+    True
+    """
+    if not raw.strip():
+        return "not a mail: empty input" if not raw else "not a mail: only blank lines"
+    repaired, _notes = repair_header_block(raw)
+    end = _BLANK_LINE.search(repaired)
+    block = repaired[: end.start()] if end else repaired[:4096]
+    if _HEADER_LINE.match(repaired.lstrip(b"\r\n")) and b"\0" not in block:
+        return None
+    if b"\0" in block or any(byte not in _TEXT_BYTES for byte in repaired[:512]):
+        return "not a mail: binary data, no header block"
+    first = repaired.strip().split(b"\n", 1)[0]
+    return f"not a mail: no header block; it starts with {_show(first[:60])}"
+    return None
 
 
 def repair_header_block(raw: bytes) -> tuple[bytes, list[str]]:

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from gateway.config import Config
 from gateway.intake.guard import inspect
+from gateway.intake.headerblock import not_a_mail
 from gateway.intake.parse import parse_mail
 from gateway.rules.model import Rule
 from gateway.rules.stage import decide, message_facts, store_facts
@@ -23,6 +24,10 @@ def explain(engine: Engine, config: Config, rules: list[Rule], raw: bytes, sourc
             channel: str, now: datetime | None = None) -> dict[str, Any]:
     """What the rules would do with this mail; reads the database, changes nothing."""
     now = now or datetime.now(UTC)
+    junk = not_a_mail(raw)
+    if junk is not None:  # what ingest and run do with it: quarantine, no rule runs
+        return {"not_a_mail": junk, "thread": None, "classification": [], "rules": [],
+                "dropped": False, "result": {"quarantined": junk}}
     mail = parse_mail(raw)
     verdict = inspect(mail, config.own_addresses())
     with Session(engine) as session:
@@ -69,6 +74,8 @@ def explain(engine: Engine, config: Config, rules: list[Rule], raw: bytes, sourc
 
 def render_text(report: dict[str, Any]) -> str:
     """The report as an admin reads it."""
+    if report.get("not_a_mail"):
+        return f"{report['not_a_mail']}: ingest and run quarantine it; no rule runs on it"
     lines = []
     thread = report["thread"]
     lines.append(f"thread: {thread['ticket'] or 'new ticket'} (via {thread['via']})"
