@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
@@ -16,10 +17,12 @@ from store.models import (
     OutboxMail,
     QuarantinedMail,
     RuleHit,
+    Suppression,
     Ticket,
     TimeEntry,
     Timer,
     Watcher,
+    utcnow,
 )
 
 
@@ -45,7 +48,7 @@ def _ticket_head(ticket: Ticket, customer: str | None) -> dict[str, Any]:
         "source": ticket.source,
         "type": ticket.type,
         "customer": customer,
-        "created_at": ticket.created_at.isoformat(timespec="seconds"),
+        "created_at": _when(ticket.created_at),
     }
 
 
@@ -80,7 +83,7 @@ def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
     result["capped"] = [
         {"limit": h.limit, "maximum": h.maximum, "left_out": h.left_out,
          "addresses": json.loads(h.addresses), "message_id": message_id,
-         "at": h.created_at.isoformat(timespec="seconds")}
+         "at": _when(h.created_at)}
         for h, message_id in session.exec(
             select(CapHit, Message.message_id)
             .join(Message, col(Message.id) == col(CapHit.message_id), isouter=True)
@@ -89,12 +92,46 @@ def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
     messages = session.exec(
         select(Message).where(Message.ticket_id == ticket.id).order_by(col(Message.id))
     ).all()
-    result["messages"] = [_message(session, m) for m in messages]
+    outbox = {row.message_row: row for row in session.exec(
+        select(OutboxMail).where(OutboxMail.ticket_id == ticket.id)).all()}
+    blocked = _suppressed(session, outbox.values())
+    result["messages"] = [_message(session, m, outbox.get(m.id), blocked) for m in messages]
     return result
 
 
-def _when(moment: Any) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment is not None else None
+def _suppressed(session: Session, rows: Any) -> set[str]:
+    """The recipients of these outbox rows that a hard bounce keeps us from mailing now."""
+    addresses = {r["address"].lower() for row in rows for r in json.loads(row.recipients)}
+    if not addresses:
+        return set()
+    return set(session.exec(select(Suppression.address).where(
+        col(Suppression.address).in_(addresses), col(Suppression.until) > utcnow())).all())
+
+
+def outbox_state(row: OutboxMail, blocked: set[str]) -> str:
+    """queued, sending, sent, retrying, failed or suppressed (every recipient bounced hard)."""
+    if row.status == "pending":
+        recipients = {r["address"].lower() for r in json.loads(row.recipients)}
+        if recipients and recipients <= blocked:
+            return "suppressed"
+        return "retrying" if row.attempts else "queued"
+    return row.status
+
+
+def _outbox_entry(row: OutboxMail, blocked: set[str]) -> dict[str, Any]:
+    return {"id": row.id, "state": outbox_state(row, blocked), "template": row.template,
+            "recipients": [r["address"] for r in json.loads(row.recipients)],
+            "attempts": row.attempts, "last_error": row.last_error,
+            "next_attempt_at": _when(row.next_attempt_at) if row.status == "pending" else None,
+            "sent_at": _when(row.sent_at), "preview": False}
+
+
+def _when(moment: datetime | None) -> str | None:
+    """ISO 8601 with its zone: UTC, which SQLite hands back without saying so."""
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _time_and_timers(session: Session, ticket: Ticket) -> dict[str, Any]:
@@ -113,7 +150,8 @@ def _time_and_timers(session: Session, ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def _message(session: Session, message: Message) -> dict[str, Any]:
+def _message(session: Session, message: Message, outbox: OutboxMail | None = None,
+             blocked: set[str] | None = None) -> dict[str, Any]:
     attachments = session.exec(
         select(Attachment.filename, Attachment.content_type, Attachment.size)
         .where(Attachment.message_id == message.id).order_by(col(Attachment.id))
@@ -136,6 +174,8 @@ def _message(session: Session, message: Message) -> dict[str, Any]:
         "attachments": [
             {"filename": f, "content_type": c, "size": s} for f, c, s in attachments
         ],
+        "outbox": _outbox_entry(outbox, blocked or set()) if outbox is not None else None,
+        "created_at": _when(message.created_at),
     }
 
 
@@ -151,7 +191,7 @@ def quarantine_rows(session: Session, include_resolved: bool = False) -> list[di
             "uid": q.uid,
             "reason": q.reason,
             "size": len(q.raw),
-            "created_at": q.created_at.isoformat(timespec="seconds"),
+            "created_at": _when(q.created_at),
             "resolution": q.resolution,
         }
         for q in session.exec(query).all()
@@ -168,8 +208,7 @@ def outbox_rows(session: Session, status: str | None = None, limit: int = 1000) 
         {"id": row.id, "ticket": number, "template": row.template, "status": row.status,
          "recipients": [r["address"] for r in json.loads(row.recipients)],
          "attempts": row.attempts, "last_error": row.last_error,
-         "next_attempt_at": row.next_attempt_at.isoformat(timespec="seconds"),
-         "sent_at": row.sent_at.isoformat(timespec="seconds") if row.sent_at else None}
+         "next_attempt_at": _when(row.next_attempt_at), "sent_at": _when(row.sent_at)}
         for row, number in session.exec(query).all()
     ]
 

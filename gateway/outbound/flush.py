@@ -22,7 +22,7 @@ from sqlmodel import Session, col, func, select
 from gateway.config import Config
 from gateway.errors import PermanentSendError, TemporarySendError
 from gateway.outbound.events import message_sent
-from gateway.outbound.outbox import header_safe
+from gateway.outbound.outbox import header_safe, subject_with_token
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender
 from gateway.retry import backoff
@@ -96,9 +96,7 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     if cc:
         mail["Cc"] = ", ".join(cc)
     mail["Reply-To"] = meta["reply_to"]
-    subject = header_safe(rendered.subject)
-    token = f"[#{ticket.number}]"
-    mail["Subject"] = subject if token in subject else f"{token} {subject}"
+    mail["Subject"] = subject_with_token(rendered.subject, ticket.number)
     mail["Message-ID"] = f"<{message.message_id}>"
     mail["Date"] = format_datetime(datetime.now(UTC))
     if message.in_reply_to:

@@ -103,6 +103,19 @@ def ack_allowed(session: Session, config: Config, address: str, ticket_id: int,
     return None
 
 
+def subject_with_token(subject: str, number: str) -> str:
+    """The rendered subject, header-safe, with the ticket token in it once.
+
+    >>> subject_with_token("Your request", "T0042")
+    '[#T0042] Your request'
+    >>> subject_with_token("Re: [#T0042] Printer", "T0042")
+    'Re: [#T0042] Printer'
+    """
+    safe = header_safe(subject)
+    token = f"[#{number}]"
+    return safe if token in safe else f"{token} {safe}"
+
+
 def new_message_id(config: Config) -> str:
     """A fresh Message-ID in our domain (without brackets)."""
     return f"{uuid.uuid4().hex}@{config.outbound.message_id_domain}"
