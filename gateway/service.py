@@ -9,7 +9,7 @@ import logging
 import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -41,6 +41,7 @@ log = logging.getLogger("gateway.service")
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 ONCE_ATTEMPTS = 4  # run --once gives a mailbox this many retries before it reports failure
+ONCE_CONNECT_ATTEMPTS = 1  # ... but only this many when the server was never reached
 
 
 @dataclass
@@ -148,6 +149,7 @@ class MailboxWorker:
         self.outage: str | None = None
         self.failures = 0  # in a row; sets the backoff
         self.connects = 0
+        self.reached = False  # this attempt got as far as a selected folder
 
     async def run(self, once: bool = False) -> PollResult:
         """Drain the mailbox (once: then return); otherwise wait for mail and repeat."""
@@ -162,23 +164,30 @@ class MailboxWorker:
         total = PollResult()
         while not self.stop.is_set():
             box = ImapMailbox(self.cfg, self.signin)
+            self.reached = False
             try:
                 with store_errors((DBAPIError,)):  # the database, outside a mail's transaction
                     if not await self._drain(box, lease, once, total):
                         return total
                 continue
             except (TemporaryError, OSError) as exc:
-                self._outage(str(exc))
-            except SourceError as exc:
-                self._outage(str(exc))
+                reason = str(exc)
+            except SourceError as exc:  # refused (password, folder): retrying the same won't do
                 if once:
                     raise
+                reason = str(exc)
             finally:
                 await box.close()
             self.failures += 1
-            if once and self.failures > ONCE_ATTEMPTS:
-                raise TemporarySourceError(f"{self.cfg.name}: gave up: {self.outage}")
-            await self._pause(backoff(self.failures, BACKOFF_START, BACKOFF_MAX))
+            # run --once: a server never reached gets one more try, a dropped connection more
+            allowed = ONCE_ATTEMPTS if self.reached else ONCE_CONNECT_ATTEMPTS
+            if once and self.failures > allowed:
+                self.outage = reason
+                raise TemporarySourceError(
+                    f"{self.cfg.name}: gave up after {self.failures} attempts: {reason}")
+            delay = backoff(self.failures, BACKOFF_START, BACKOFF_MAX)
+            self._outage(reason, delay)
+            await self._pause(delay)
         return total
 
     async def _drain(self, box: ImapMailbox, lease: Lease, once: bool, total: PollResult) -> bool:
@@ -190,6 +199,7 @@ class MailboxWorker:
             await self._pause(self.cfg.poll_seconds)
             return True
         await box.connect()
+        self.reached = True
         self.connects += 1
         if self.connects > 1:
             IMAP_RECONNECTS.labels(self.cfg.name).inc()
@@ -222,10 +232,16 @@ class MailboxWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), seconds)
 
-    def _outage(self, reason: str) -> None:
+    def _outage(self, reason: str, delay: float) -> None:
+        """One line per retry: the reason first (again when it changes), then when the next try is."""
         self.health.failed(self.cfg.name, reason)
-        if self.outage is None:
-            log.warning("%s unavailable, retrying with backoff: %s", self.cfg.name, reason)
+        at = (datetime.now().astimezone() + timedelta(seconds=delay)).strftime("%H:%M:%S")
+        when = f"next attempt at {at} (in {delay:.0f} s)"
+        if self.outage != reason:
+            log.warning("%s unavailable, retrying: %s; %s", self.cfg.name, reason, when)
+        else:
+            log.info("%s still unavailable (attempt %d failed); %s", self.cfg.name,
+                     self.failures, when)
         self.outage = reason
 
     def _recovered(self) -> None:

@@ -80,6 +80,17 @@ def parse_fetch(lines: Sequence[Any]) -> list[tuple[int, bytes]]:
     return found
 
 
+def _login_refused(cfg: MailboxConfig, username: str, lines: Sequence[Any]) -> SourceError:
+    """A refused LOGIN: for now ([UNAVAILABLE], RFC 5530) or for good, naming the fix."""
+    said = b" ".join(bytes(x) for x in lines).decode("ascii", "replace").strip()[:200]
+    if "[UNAVAILABLE]" in said.upper():
+        return TemporarySourceError(f"{cfg.name}: {cfg.host} cannot sign {username!r} in now: {said}")
+    return SignInError(
+        f"{cfg.name}: {cfg.host} refused the login of {username!r} ({said or 'no reason given'}): "
+        f"wrong user name or password? Fix username and password (or the variable password_env "
+        f"names) of [[mailbox]] {cfg.name!r}, then try `ticketgate run --once`")
+
+
 class _Authenticate(aioimaplib.Command):  # type: ignore[misc]
     """AUTHENTICATE that answers each server challenge ("+ ...") with the next of answers.
 
@@ -227,7 +238,7 @@ class ImapMailbox:
         if not creds.oauth:
             response = await self._run(client.login(creds.username, creds.secret), "login")
             if response.result != "OK":
-                raise SourceError(f"{cfg.name}: login as {creds.username!r} refused by {cfg.host}")
+                raise _login_refused(cfg, creds.username, response.lines[-1:])
         else:
             refused = await self._authenticate(client, creds)
             if refused:
