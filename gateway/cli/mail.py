@@ -11,9 +11,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from gateway.cli.common import Subcommands, channel_or_default, command, fail, print_rows, rules_in_force
+from gateway.cli.progress import byte_progress
 from gateway.config import Config
 from gateway.configmodels import SOURCES
-from gateway.intake.files import read_mails
+from gateway.intake.files import read_mails, total_bytes
 from gateway.pipeline import RawMail, process
 from gateway.rules.explain import explain, render_text
 from store.db import transaction
@@ -50,16 +51,19 @@ def _ingest(args: argparse.Namespace, config: Config, engine: Engine) -> int:
         print(f"{path}\terror\tno such file or folder", file=sys.stderr)
     failed = len(missing)
     in_force = rules_in_force(config)
-    for item in read_mails([p for p in args.paths if p.exists()]):
-        if item.error is not None:
-            print(f"{item.label}\terror\t{item.error}", file=sys.stderr)
-            failed += 1
-            continue
-        raw = RawMail(item.data, "ingest", channel=channel, source="email")
-        result = process(engine, config, raw, rules=in_force)
-        totals[result.outcome] += 1
-        print(f"{item.label}\t{result.outcome}\t{result.ticket_number or '-'}\t"
-              f"<{result.message_id}>" + (f"\t{result.detail}" if result.detail else ""))
+    present = [p for p in args.paths if p.exists()]
+    with byte_progress(total_bytes(present), "ingesting") as advance:
+        for item in read_mails(present):
+            advance(len(item.data))
+            if item.error is not None:
+                print(f"{item.label}\terror\t{item.error}", file=sys.stderr)
+                failed += 1
+                continue
+            raw = RawMail(item.data, "ingest", channel=channel, source="email")
+            result = process(engine, config, raw, rules=in_force)
+            totals[result.outcome] += 1
+            print(f"{item.label}\t{result.outcome}\t{result.ticket_number or '-'}\t"
+                  f"<{result.message_id}>" + (f"\t{result.detail}" if result.detail else ""))
     summary = ", ".join(f"{v} {k}" for k, v in sorted(totals.items())) or "no mail found"
     print(f"ingested: {summary}", file=sys.stderr)
     return 1 if failed else 0
@@ -73,7 +77,7 @@ def _rules(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     channel = channel_or_default(config, args.channel)
     report = explain(engine, config, rules_in_force(config), raw, args.source, channel)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else render_text(report))
-    return 0
+    return 1 if report.get("not_a_mail") else 0
 
 
 def _quarantine(args: argparse.Namespace, config: Config, engine: Engine) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -11,8 +12,12 @@ from sqlalchemy.engine import Engine
 from gateway.cli.common import Subcommands, command, fail, print_rows
 from gateway.config import Config
 from gateway.durations import format_minutes
+from gateway.outbound.preview import fill_previews
+from gateway.thread.numbers import counter_scope, find_token, format_number
 from store.db import transaction
 from store.views import ticket_detail, ticket_rows
+
+LIST_COLUMNS = ("number", "status", "priority", "channel", "customer", "created_at", "subject")
 
 
 def register(sub: Subcommands) -> None:
@@ -27,14 +32,18 @@ def register(sub: Subcommands) -> None:
 
 
 def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    if args.action == "list":
+        return _list(engine, args.json)
+    number = _wanted(config, args.number)
+    if number is None:
+        return fail(f"{args.number!r} is not a ticket number: they look like "
+                    f"{_example(config)} (`ticketgate tickets list` shows them)")
     with transaction(engine) as session:
-        if args.action == "list":
-            return print_rows(ticket_rows(session), args.json, lambda row: (
-                f"{row['number']}\t{row['status']}\tP{row['priority']}\t"
-                f"{row['channel']}\t{row['customer'] or '-'}\t{row['subject']}"))
-        detail = ticket_detail(session, args.number)
+        detail = ticket_detail(session, number)
+        if detail is not None:
+            fill_previews(session, config, detail)
     if detail is None:
-        return fail(f"no ticket {args.number}")
+        return fail(f"no ticket {number} (`ticketgate tickets list` shows the numbers)")
     if args.json:
         print(json.dumps(detail, ensure_ascii=False, indent=2))
         return 0
@@ -43,6 +52,27 @@ def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     for message in detail["messages"]:
         _print_message(message)
     return 0
+
+
+def _list(engine: Engine, as_json: bool) -> int:
+    """Newest first under a header; "no tickets" said, not an empty screen."""
+    with transaction(engine) as session:
+        rows = ticket_rows(session)
+    if not as_json:
+        print("\t".join(LIST_COLUMNS) if rows else "no tickets")
+    return print_rows(rows, as_json, lambda row: (
+        f"{row['number']}\t{row['status']}\tP{row['priority']}\t{row['channel']}\t"
+        f"{row['customer'] or '-'}\t{row['created_at']}\t{row['subject']}"))
+
+
+def _wanted(config: Config, text: str) -> str | None:
+    """The number asked for, as stored: any case, with or without [# ]."""
+    return find_token(config.tickets, f"[#{text.strip().strip('[]').lstrip('#').strip()}]")
+
+
+def _example(config: Config) -> str:
+    cfg = config.tickets
+    return format_number(cfg, counter_scope(cfg, datetime.now(UTC)), 7)
 
 
 def _print_head(detail: dict[str, Any]) -> None:
@@ -57,15 +87,35 @@ def _print_head(detail: dict[str, Any]) -> None:
 
 
 def _print_message(message: dict[str, Any]) -> None:
-    """One message: who sent it, delivery reports, text, attachments."""
+    """One message: who sent it, its outbox state, delivery reports, text, attachments."""
     sender = message["from"] or f"(no valid address: {message['from_raw'] or 'no From'})"
-    print(f"\n--- {message['kind']} from {sender} <{message['message_id']}>")
+    print(f"\n--- {message['kind']} from {sender} <{message['message_id']}>  {message['created_at']}")
+    outbox = message["outbox"]
+    if outbox is not None:
+        print(f"[outbox] {_outbox_line(outbox)}")
+    if message["direction"] == "out" or message["subject"]:
+        print(f"Subject: {message['subject']}")
     for report in message["delivery_status"]:
         print(f"[delivery] {report['recipient']}: {report['action'] or '-'} "
               f"{report['status'] or '-'} {report['diagnostic_code']}".rstrip())
     print(message["text"].strip()[:2000])
     for item in message["attachments"]:
         print(f"[attachment] {item['filename']} ({item['content_type']}, {item['size']} B)")
+
+
+def _outbox_line(outbox: dict[str, Any]) -> str:
+    """State, recipients and what happens next to an outbound mail."""
+    state = outbox["state"]
+    line = f"{state} to {', '.join(outbox['recipients'])} ({outbox['template']})"
+    if state in ("queued", "retrying"):
+        line += f", next attempt {outbox['next_attempt_at']}"
+    if state == "sent":
+        line += f" at {outbox['sent_at']}"
+    if outbox["last_error"] and state != "sent":
+        line += f", last error: {outbox['last_error']}"
+    if outbox["preview"]:
+        line += "; not sent yet: subject and text below as they will be rendered"
+    return line
 
 
 def _print_time_and_timers(detail: dict[str, Any]) -> None:

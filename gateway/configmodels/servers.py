@@ -132,6 +132,7 @@ class MailboxConfig(_Server):
     idle: bool = True
     poll_seconds: PositiveFloat = 60.0
     batch_size: Annotated[PositiveInt, AfterValidator(checked_imap_batch)] = 100
+    connect_timeout_seconds: PositiveFloat = 10.0  # to the greeting; timeout_seconds is per command
 
     @model_validator(mode="before")
     @classmethod

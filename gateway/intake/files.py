@@ -51,9 +51,23 @@ def _maildir(path: Path) -> Iterator[FileMail]:
             yield FileMail(f"{path}:{key}", handle.read())
 
 
+def total_bytes(paths: list[Path]) -> int:
+    """The size of everything read_mails reads, for a progress bar (0 when it cannot tell)."""
+    total = 0
+    for path in paths:
+        try:
+            files = (p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            total += sum(p.stat().st_size for p in files)
+        except OSError:
+            return 0
+    return total
+
+
 def _file(path: Path) -> Iterator[FileMail]:
-    data = path.read_bytes()
-    if data.startswith(b"From ") and _mbox_separators(data) > 0:
+    """An mbox (told by its first line alone, never read whole) or one .eml file."""
+    with path.open("rb") as handle:
+        first = handle.readline(4096)
+    if first.startswith(b"From ") and _is_mbox_separator(first):
         box = mailbox.mbox(path, create=False)
         try:
             for index, key in enumerate(box.iterkeys()):
@@ -62,10 +76,10 @@ def _file(path: Path) -> Iterator[FileMail]:
         finally:
             box.close()
         return
-    yield FileMail(str(path), data)
+    yield FileMail(str(path), path.read_bytes())
 
 
-def _mbox_separators(data: bytes) -> int:
-    """How many mbox "From " separator lines the data has (0: an .eml that starts oddly)."""
-    first = data.split(b"\n", 1)[0]
-    return 1 + data.count(b"\nFrom ") if b"@" in first or first.count(b" ") >= 2 else 0
+def _is_mbox_separator(first: bytes) -> bool:
+    """An mbox "From " line ("From addr date"), not an .eml that starts oddly ("From: ...")."""
+    line = first.split(b"\n", 1)[0]
+    return b"@" in line or line.count(b" ") >= 2

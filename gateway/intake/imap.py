@@ -192,7 +192,7 @@ class ImapMailbox:
             client = aioimaplib.IMAP4(host=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds)
         self._client = client
         try:
-            await self._run(client.wait_hello_from_server(), "greeting")
+            await self._greeting(client, where)
         except TemporarySourceError as exc:
             problem = tls_problem(exc.__cause__, where, cfg.ca_file) if exc.__cause__ else None
             if problem:
@@ -204,6 +204,18 @@ class ImapMailbox:
             assert context is not None
             await self._starttls(client, context)
         return client
+
+    async def _greeting(self, client: Any, where: str) -> None:
+        """Connect and wait for the server's hello, within connect_timeout_seconds."""
+        limit = self.config.connect_timeout_seconds
+        try:
+            await asyncio.wait_for(client.wait_hello_from_server(), limit)
+        except TimeoutError:
+            raise TemporarySourceError(
+                f"{self.config.name}: no answer from {where} within {limit:g} s "
+                "(connect_timeout_seconds): wrong host or port, or a firewall?") from None
+        except (OSError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
+            raise TemporarySourceError(f"{self.config.name}: cannot connect to {where}: {exc}") from exc
 
     async def _starttls(self, client: Any, context: ssl.SSLContext) -> None:
         """Upgrade to TLS after the server's OK; any failure ends the connection, never plain text."""
