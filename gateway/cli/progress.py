@@ -17,6 +17,8 @@ def byte_progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
+    # Lines for a terminal are drawn above the bar; lines for a file or a pipe go there untouched.
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True,
+                  redirect_stdout=sys.stdout.isatty()) as progress:
         task = progress.add_task(label, total=total)
         yield lambda done: progress.advance(task, done)
