@@ -52,6 +52,7 @@ class PollResult:
     settled_again: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     error: str = ""  # run --once: why this mailbox gave up (the others still ran)
+    mails: list[tuple[str, Disposition]] = field(default_factory=list)  # "box:UID", what became of it
 
 
 async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
@@ -100,6 +101,7 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
             disposition: Disposition = await asyncio.to_thread(
                 functools.partial(process, engine, config, raw, rules=in_force, parsed=parsed))
             result.fetched += 1
+            result.mails.append((f"{cfg.name}:{uid}", disposition))
             result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
             (failed if disposition.outcome == "quarantined" else ok).append(uid)
         await _file(box, engine, ok, cfg.processed_folder)
@@ -212,7 +214,7 @@ class MailboxWorker:
         while not self.stop.is_set() and await asyncio.to_thread(lease.hold):
             result = await poll_once(box, self.engine, self.config, self.rules, self.parser,
                                      self.stop)
-            _add(total, result)
+            _add(total, result, keep_mails=once)  # the service keeps counts only
             self.health.polled(self.cfg.name)
             self.failures = 0
             if once:
@@ -255,8 +257,10 @@ def _seconds_until(when: datetime | None) -> float | None:
     return None if when is None else (when - datetime.now(UTC)).total_seconds()
 
 
-def _add(total: PollResult, result: PollResult) -> None:
+def _add(total: PollResult, result: PollResult, keep_mails: bool) -> None:
     total.fetched += result.fetched
+    if keep_mails:
+        total.mails.extend(result.mails)
     total.settled_again += result.settled_again
     for key, value in result.outcomes.items():
         total.outcomes[key] = total.outcomes.get(key, 0) + value

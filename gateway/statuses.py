@@ -50,6 +50,23 @@ LABELS = {
 COLOURS = {"orange": "#e8890c", "red": "#d93025", "green": "#1e8e3e", "grey": "#80868b"}
 
 
+# The internal status named for agents in their language (the #status word stays English).
+AGENT_WORDS = {
+    "de": {"new": "neu", "open": "offen", "waiting_external": "wartet auf Kunden",
+           "waiting_internal": "wartet intern", "resolved": "gelöst", "closed": "geschlossen",
+           "postponed": "zurückgestellt"},
+}
+
+
+def agent_word(status: str, language: str) -> str:
+    """An internal status as an agent reads it in a mail of this language.
+
+    >>> agent_word("waiting_external", "de"), agent_word("waiting_external", "en")
+    ('wartet auf Kunden', 'waiting_external')
+    """
+    return AGENT_WORDS.get(language, {}).get(status, status)
+
+
 def parse_status(word: str) -> Status | None:
     """A status from what an agent or admin typed (aliases such as 'waiting' allowed).
 

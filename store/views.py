@@ -166,6 +166,7 @@ def _message(session: Session, message: Message, outbox: OutboxMail | None = Non
         "cc": json.loads(message.cc),
         "subject": message.subject,
         "message_id": message.message_id,
+        "in_reply_to": message.in_reply_to,
         "classification": message.classification,
         "delivery_status": json.loads(message.delivery_status or "[]"),
         "defects": message.defects.splitlines(),

@@ -29,6 +29,9 @@ def _run(args: argparse.Namespace, config: Config, engine: Engine) -> int:
         if result.error:
             print(f"{name}: error: {result.error}", file=sys.stderr)
             continue
+        for label, done in result.mails:  # one line per mail, as `ingest` prints them
+            print(f"{label}\t{done.outcome}\t{done.ticket_number or '-'}\t<{done.message_id}>"
+                  + (f"\t{done.detail}" if done.detail else ""))
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())) or "no mail"
         print(f"{name}: {result.fetched} fetched ({counts})")
     return 1 if any(result.error for result in results.values()) else 0

@@ -19,7 +19,7 @@ from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
 from gateway.outbound.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
 from gateway.rules.stage import Decisions
-from gateway.statuses import customer_status
+from gateway.statuses import agent_word, customer_status
 from gateway.thread.numbers import token
 from store.keys import message_key
 from store.models import CapHit, Contact, Message, Ticket, Watcher
@@ -42,6 +42,7 @@ def ticket_context(config: Config, ticket: Ticket, language: str) -> dict[str, A
     channel = config.channel(ticket.channel) or config.channels[0]
     return {
         "ticket": {"number": ticket.number, "subject": ticket.subject, "status": ticket.status,
+                   "status_word": agent_word(ticket.status, language),
                    "priority": ticket.priority, "channel": ticket.channel, "source": ticket.source,
                    "url": url},
         "status": customer_status(ticket.status, language),
