@@ -345,3 +345,19 @@ def test_an_mbox_is_told_by_its_first_line_and_read_mail_by_mail(tmp_path: Path)
         tracemalloc.stop()
     assert count == 400
     assert peak < box.stat().st_size / 4, peak  # never the whole file at once
+
+
+# --- the README a newcomer reads first ----------------------------------------------------------
+
+def test_readme_use_names_every_variable_the_example_config_reads_and_a_first_try_without_smtp(
+        ) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    use = readme.split("\n## Use\n", 1)[1].split("\n### ", 1)[0]
+    example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    variables = re.findall(r'^\w+_env = "(\w+)"', example, re.MULTILINE)
+    assert sorted(variables) == ["TICKETGATE_IMAP_PASSWORD", "TICKETGATE_SECRET",
+                                 "TICKETGATE_SMTP_PASSWORD"]
+    for name in variables:
+        assert f"`{name}`" in use and f"{name}=" in use, name
+    assert "A first try without SMTP" in use and "leave the `[smtp]` table out" in use
+    assert "[outbox] queued to" in use  # what tickets show then prints, as the test above checks
