@@ -186,6 +186,20 @@ def write_config(server: Dovecot, smtp: SmtpServer, language: str) -> Path:
 
 def tell(story: Story, server: Dovecot, words: Words) -> None:
     """The day at the support desk, step by step."""
+    number = morning(story, server, words)
+    evening(story, server, words, number)
+    print("\n19:20  ticketgate tickets list")
+    print(story.ticketgate("19:20", "tickets", "list"), end="")
+    print(f"\n19:20  ticketgate tickets show {number}")
+    print(story.ticketgate("19:20", "tickets", "show", number), end="")
+    print(f"\n19:20  ticketgate report --since {DAY} (business hours, booked time)")
+    print(story.ticketgate("19:20", "report", "--since", DAY), end="")
+    print(f"\nTry it yourself: .venv/bin/ticketgate --config {story.config.relative_to(ROOT)} "
+          "tickets show NUMBER --json")
+
+
+def morning(story: Story, server: Dovecot, words: Words) -> str:
+    """Three customers write, Alice answers the first from her mail client; its ticket number."""
     print(f"Monday {DAY}, Europe/Berlin. A private Dovecot holds the support mailbox, an SMTP "
           "sink on loopback takes what ticketgate sends; the rules are the shipped rules/*.toml.\n")
     print("09:30  three customer mails arrive")
@@ -213,6 +227,11 @@ def tell(story: Story, server: Dovecot, words: Words) -> None:
                   if d.message["Auto-Submitted"] == "no")
     print("      what Erika gets (the commands, quote and private signature are gone):\n         "
           + answer.get_body(("plain",)).get_content().strip().replace("\n", "\n         "))
+    return number
+
+
+def evening(story: Story, server: Dovecot, words: Words, number: str) -> None:
+    """After hours: replies of every kind, a stranger, a newsletter; then a second pass."""
     print(f"\n19:10  after hours, replies arrive: by subject token, by In-Reply-To, an "
           f"out-of-office, a stranger quoting {number}, a newsletter")
     prefix, thanks = words.thanks
@@ -230,14 +249,6 @@ def tell(story: Story, server: Dovecot, words: Words) -> None:
     story.run_once("19:10")
     print("\n19:15  run again: nothing is fetched twice")
     story.run_once("19:15")
-    print("\n19:20  ticketgate tickets list")
-    print(story.ticketgate("19:20", "tickets", "list"), end="")
-    print(f"\n19:20  ticketgate tickets show {number}")
-    print(story.ticketgate("19:20", "tickets", "show", number), end="")
-    print(f"\n19:20  ticketgate report --since {DAY} (business hours, booked time)")
-    print(story.ticketgate("19:20", "report", "--since", DAY), end="")
-    print(f"\nTry it yourself: .venv/bin/ticketgate --config {story.config.relative_to(ROOT)} "
-          "tickets show NUMBER --json")
 
 
 def main() -> None:

@@ -89,14 +89,19 @@ def ticket_detail(session: Session, number: str) -> dict[str, Any] | None:
             .join(Message, col(Message.id) == col(CapHit.message_id), isouter=True)
             .where(CapHit.ticket_id == ticket.id).order_by(col(CapHit.id))).all()
     ]
+    result["messages"] = _messages(session, ticket)
+    return result
+
+
+def _messages(session: Session, ticket: Ticket) -> list[dict[str, Any]]:
+    """The ticket's messages, oldest first; outbound ones with their outbox state."""
     messages = session.exec(
         select(Message).where(Message.ticket_id == ticket.id).order_by(col(Message.id))
     ).all()
     outbox = {row.message_row: row for row in session.exec(
         select(OutboxMail).where(OutboxMail.ticket_id == ticket.id)).all()}
     blocked = _suppressed(session, outbox.values())
-    result["messages"] = [_message(session, m, outbox.get(m.id), blocked) for m in messages]
-    return result
+    return [_message(session, m, outbox.get(m.id), blocked) for m in messages]
 
 
 def _suppressed(session: Session, rows: Any) -> set[str]:

@@ -23,6 +23,9 @@ import pytest
 from gateway.cli import main
 from gateway.intake.files import read_mails
 from gateway.logsetup import configure_logging
+from gateway.outbound.outbox import suppress
+from store.db import make_engine, transaction
+from store.models import utcnow
 from tests.conftest import mail
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
@@ -164,6 +167,31 @@ def test_a_sent_mail_shows_sent_with_the_subject_it_went_out_with(
     assert ack["subject"] == delivered.message["Subject"]
 
 
+def test_a_refused_mail_shows_failed_and_a_bounced_recipient_suppressed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    smtp = SmtpServer().start()
+    smtp.handler.refuse.add("erika@muster.example")
+    try:
+        config, number = _ingested(tmp_path, capsys, f'[smtp]\nhost = "{smtp.host}"\n'
+                                                     f'port = {smtp.port}\nsecurity = "none"\n')
+        _run(capsys, "--config", config, "outbox", "flush")
+    finally:
+        smtp.stop()
+    ack = _acknowledgement(config, number, capsys)
+    assert ack["outbox"]["state"] == "failed" and "550" in ack["outbox"]["last_error"]
+    assert "[outbox] failed to erika@muster.example" in _run(
+        capsys, "--config", config, "tickets", "show", number)[1]
+    second = tmp_path / "second"
+    second.mkdir()
+    config, number = _ingested(second, capsys)
+    engine = make_engine(f"sqlite:///{second}/t.db")
+    with transaction(engine) as session:  # what a hard bounce leaves behind
+        suppress(session, "erika@muster.example", utcnow() + timedelta(days=1), "DSN 5.1.1", None)
+    engine.dispose()
+    ack = _acknowledgement(config, number, capsys)
+    assert ack["outbox"]["state"] == "suppressed"
+
+
 # --- run --once against servers that do not answer or refuse ----------------------------------
 
 def _ticketgate(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -214,6 +242,8 @@ def test_library_logs_are_quiet_by_default_and_shown_with_v(
     assert quiet.returncode == 0, quiet.stderr
     assert "alembic" not in quiet.stderr and "apscheduler" not in quiet.stderr
     assert "gateway.service: ticketgate running: 1 mailbox(es) (once)" in quiet.stderr
+    assert quiet.stdout.startswith("box:1\tcreated\t")  # run --once: one line per mail
+    assert quiet.stdout.endswith("box: 1 fetched (created 1)\n")
     (tmp_path / "t.db").unlink()  # a fresh database: the migrations run again
     loud = _ticketgate("run", "--once", "--config", str(config), "-v")  # options after the command
     assert loud.returncode == 0, loud.stderr
