@@ -285,14 +285,14 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
     hooks = WebhookWorker(engine, config) if config.webhooks else None
     if mailer is None:
         log.warning("no [smtp] configured: outbound mail stays in the outbox")
-    elif not once:
-        mailer.start()
     timers = TimerWorker(engine, config, book)
     jobs: list[Coroutine[Any, Any, object]] = [_mailbox(w, once) for w in workers]
     if not once:
         jobs.append(timers.run(stop))
     if not once and hooks is not None:
         jobs.append(hooks.run(stop))
+    if not once and mailer is not None:
+        jobs.append(mailer.run(stop))  # on SIGTERM: the mails in flight finish and are recorded
     if not once and config.http is not None:
         links = LinkMailer(engine, config, signins=signins) if config.portal is not None else None
         server = HttpServer(create_app(engine, config, health=health, rules=book, mailer=links),
@@ -308,12 +308,10 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
         if once:
             await timers.pass_once()
         if mailer is not None and once:
-            await mailer.flush()
+            await mailer.drain(stop)  # everything due, not one batch
         if hooks is not None and once:
             await hooks.flush()
     finally:
-        if mailer is not None:
-            mailer.stop()
         parser.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -204,6 +204,8 @@ class OutboxMail(SQLModel, table=True):
     """A mail to send, written in the transaction of the event that caused it."""
 
     __tablename__ = "outbox"
+    # the mailer's order check: unfinished mail to one address, whatever the history behind it
+    __table_args__ = (Index("ix_outbox_status_address", "status", "primary_address"),)
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)

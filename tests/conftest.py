@@ -27,6 +27,7 @@ from tests.servers import postgres
 from tests.servers.certs import TestCA
 from tests.servers.dovecot import Dovecot, ensure_installed
 from tests.servers.oauth import TokenServer
+from tests.servers.smtp import SmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.web_fixtures"]
@@ -174,6 +175,14 @@ def store_grant(engine: Engine, name: str, oauth: OAuthConfig | None, refresh_to
 def folder() -> str:
     """A folder name no other test uses."""
     return f"t{next(_FOLDERS)}"
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A capturing SMTP server on loopback for one test."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
 
 
 def mailbox_table(server: Dovecot, folder: str, **extra: Any) -> dict[str, Any]:

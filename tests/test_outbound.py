@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,13 +26,6 @@ AGENTS = [
     {"address": "alice@example.com", "name": "alice", "display_name": "Alice Agent"},
     {"address": "bob@example.com", "name": "bob", "display_name": "Bob", "channels": ["hotline"]},
 ]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 def outbound_config(smtp: SmtpServer, tickets: dict[str, Any] | None = None, **outbound: Any) -> Config:
@@ -266,13 +258,16 @@ async def test_temporary_refusal_is_retried(engine: Engine, smtp: SmtpServer) ->
     assert second.sent == 1 and len(smtp.handler.to("busy@acme.example")) == 1
 
 
-async def test_one_connection_per_batch(engine: Engine, smtp: SmtpServer) -> None:
-    config = outbound_config(smtp)
+@pytest.mark.parametrize(("connections", "batch_size", "sessions"), [(1, 50, 1), (1, 3, 4), (4, 50, 4)])
+async def test_connections_are_reused_up_to_the_batch_size(
+    engine: Engine, smtp: SmtpServer, connections: int, batch_size: int, sessions: int
+) -> None:
+    config = outbound_config(smtp, connections=connections, batch_size=batch_size)
     for n in range(5):
         ingest(engine, config, mail(n, f"Q{n}", f"c{n}@acme.example"))
     result = await flush(engine, config)
     assert result.sent == 10
-    assert len(smtp.handler.sessions) == 1
+    assert len(smtp.handler.sessions) == sessions
 
 
 @pytest.mark.parametrize(("status", "suppressing"), [("5.1.1", True), ("4.4.1", False)],

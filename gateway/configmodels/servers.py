@@ -202,5 +202,6 @@ class OutboundConfig(Section):
     bounce_suppress_days: PositiveInt = 7
     retry_base_seconds: PositiveFloat = 30.0
     retry_max_attempts: PositiveInt = 10
-    batch_size: PositiveInt = 50
-    flush_seconds: PositiveFloat = 5.0
+    batch_size: PositiveInt = 50  # mails per claim, and at most per SMTP connection
+    flush_seconds: PositiveFloat = 5.0  # look for mail queued by other processes this often
+    connections: Annotated[int, Field(ge=1, le=32)] = 4  # SMTP connections sending at once

@@ -1,12 +1,17 @@
 """The sending pass: claim due outbox rows, render them, send them, record every outcome.
 
-``flush_outbox_once`` claims due rows (``SKIP LOCKED`` on PostgreSQL), renders them, sends
-them over one connection and records each outcome at once: sent, retry later (backoff), or
-failed. A crash mid-batch never sends a recorded mail again.
+``flush_outbox_once`` claims due rows in batches (``SKIP LOCKED`` on PostgreSQL), renders
+them and sends each batch over up to ``[outbound] connections`` SMTP connections at once
+(``gateway.outbound.lanes``), recording each outcome as it comes: sent, retry later
+(backoff), failed, or released untried at shutdown. It goes on while mail is due, up to
+``PASS_BATCHES`` batches, and stops early (after the mails in flight) when told to stop.
+A mail is claimed only when no earlier mail to the same address is still waiting for a retry
+or in flight elsewhere: one recipient's mails go out in the order they were queued.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -15,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from sqlalchemy import and_, or_
+from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
-from gateway.errors import PermanentSendError, TemporarySendError
 from gateway.outbound.events import message_sent
+from gateway.outbound.lanes import Lane, Outcome, Prepared, Recorder, split
 from gateway.outbound.outbox import header_safe, subject_with_token
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender
@@ -32,6 +38,8 @@ from store.models import Message, OutboxMail, Ticket
 log = logging.getLogger("gateway.mailer")
 
 CLAIM_SECONDS = 600
+PASS_BATCHES = 40  # then the pass ends and the worker starts the next one at once
+UNFINISHED = ("pending", "sending")
 
 
 @dataclass
@@ -41,7 +49,21 @@ class FlushResult:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    released: int = 0  # claimed but left untried (shutdown, or behind a retry): due again
+    claimed: int = 0
+    more: bool = False  # the pass ended at its bound, not because nothing was due
+    connection_lost: bool = False  # the server went away: what is left waits for its retry
     next_due: datetime | None = None
+
+    def add(self, other: FlushResult) -> None:
+        """Totals over several passes (the last pass says what is due next)."""
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.released += other.released
+        self.claimed += other.claimed
+        self.more, self.next_due = other.more, other.next_due
+        self.connection_lost = other.connection_lost
 
 
 def aware(moment: datetime) -> datetime:
@@ -54,27 +76,59 @@ def retry_delay(config: Config, attempts: int) -> timedelta:
     return timedelta(seconds=backoff(attempts, config.outbound.retry_base_seconds, 3600.0))
 
 
+def _due(table: type[OutboxMail], now: datetime) -> ColumnElement[bool]:
+    """Pending and due, or claimed by a sender whose claim ran out (it died mid-send)."""
+    return or_(
+        and_(col(table.status) == "pending", col(table.next_attempt_at) <= now),
+        and_(col(table.status) == "sending", col(table.claimed_until) < now),
+    )
+
+
+def _waits(now: datetime) -> ColumnElement[bool]:
+    """An earlier row to the same address is unfinished and not due: this one waits its turn."""
+    earlier = aliased(OutboxMail)
+    return exists().where(
+        col(earlier.status).in_(UNFINISHED),
+        col(earlier.primary_address) == col(OutboxMail.primary_address),
+        col(earlier.id) < col(OutboxMail.id), ~_due(earlier, now))
+
+
 def claim(engine: Engine, config: Config, now: datetime) -> list[int]:
-    """Take due rows (and rows whose sender died mid-send) for this process."""
+    """Take due rows (and rows whose sender died mid-send) for this process, in queue order.
+
+    A row waits while an earlier row to the same address is unfinished and not ours: due
+    later (a retry), in flight in another process, or locked by another claim right now.
+    """
     with transaction(engine) as session:
-        query = (
-            select(OutboxMail)
-            .where(or_(
-                and_(col(OutboxMail.status) == "pending", col(OutboxMail.next_attempt_at) <= now),
-                and_(col(OutboxMail.status) == "sending", col(OutboxMail.claimed_until) < now),
-            ))
-            .order_by(col(OutboxMail.id))
-            .limit(config.outbound.batch_size)
-        )
+        query = (select(OutboxMail).where(_due(OutboxMail, now), ~_waits(now))
+                 .order_by(col(OutboxMail.id)).limit(config.outbound.batch_size))
         if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = session.exec(query).all()
-        # Held long enough for the whole batch to time out mail by mail.
+            query = query.with_for_update(skip_locked=True, of=OutboxMail)
+        rows = _in_turn(session, list(session.exec(query).all()))
+        # Held long enough for a whole batch to time out mail by mail on one connection.
         hold = max(CLAIM_SECONDS, config.outbound.batch_size * _timeout(config) + 60)
         for row in rows:
             row.status = "sending"
             row.claimed_until = now + timedelta(seconds=hold)
         return [row.id for row in rows if row.id is not None]
+
+
+def _in_turn(session: Session, rows: list[OutboxMail]) -> list[OutboxMail]:
+    """The rows no earlier unfinished row outside this claim precedes (another claim's locks)."""
+    if not rows:
+        return rows
+    ours = {row.id for row in rows}
+    earlier = session.exec(
+        select(OutboxMail.id, OutboxMail.primary_address).where(
+            col(OutboxMail.status).in_(UNFINISHED),
+            col(OutboxMail.primary_address).in_({row.primary_address for row in rows}),
+            col(OutboxMail.id) < max(row.id or 0 for row in rows))).all()
+    first_other: dict[str, int] = {}
+    for row_id, address in earlier:
+        if row_id not in ours and row_id is not None:
+            first_other[address] = min(first_other.get(address, row_id), row_id)
+    return [row for row in rows
+            if (row.id or 0) < first_other.get(row.primary_address, (row.id or 0) + 1)]
 
 
 def _timeout(config: Config) -> float:
@@ -114,91 +168,111 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     return mail
 
 
-async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[], MailSender],
-                            renderer: Renderer, now: datetime | None = None) -> FlushResult:
-    """Send every due mail now over one connection; return what happened."""
-    now = now or datetime.now(UTC)
-    result = FlushResult()
-    ids = claim(engine, config, now)
-    if not ids:
-        result.next_due = next_due(engine)
-        return result
-    failed_renders: dict[int, tuple[str, str]] = {}
-    prepared: list[tuple[int, EmailMessage]] = []
+def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],
+            now: datetime, result: FlushResult) -> list[Prepared]:
+    """Render the claimed rows; a template that fails is recorded as failed, never a crash."""
+    failed_renders: dict[int, Outcome] = {}
+    prepared: list[Prepared] = []
     with transaction(engine) as session:
-        for row_id in ids:
-            row = session.get(OutboxMail, row_id)
-            assert row is not None
+        rows = session.exec(select(OutboxMail).where(col(OutboxMail.id).in_(ids))
+                            .order_by(col(OutboxMail.id))).all()
+        for row in rows:
+            assert row.id is not None
             message = session.get(Message, row.message_row) if row.message_row else None
             ticket = session.get(Ticket, row.ticket_id)
             assert message is not None and ticket is not None
             try:
-                prepared.append((row_id, compose(row, message, ticket, renderer)))
+                prepared.append(Prepared(row.id, row.primary_address,
+                                         compose(row, message, ticket, renderer)))
             except Exception as exc:  # a broken (admin) template: record it, never crash
-                failed_renders[row_id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")
-    _record(engine, config, failed_renders, now, result)
-    pending = [row_id for row_id, _ in prepared]
+                failed_renders[row.id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")
+    record(engine, config, failed_renders, now, result)
+    return prepared
+
+
+async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[], MailSender],
+                            renderer: Renderer, now: datetime | None = None,
+                            stop: asyncio.Event | None = None) -> FlushResult:
+    """Send what is due, batch after batch over parallel connections; return what happened.
+
+    Ends when nothing is due, at a lost connection (the server is down: retry later), after
+    PASS_BATCHES batches (``more``), or once stop is set: the mails in flight finish and are
+    recorded, the rest of the claimed ones are released at once.
+    """
+    result = FlushResult()
+    lanes = [Lane(sender, config.outbound.batch_size) for _ in range(config.outbound.connections)]
+    recorder = Recorder(lambda outcomes: record(engine, config, outcomes, now or _utcnow(), result))
     try:
-        async with sender() as connection:
-            for row_id, mail in prepared:
-                try:
-                    await connection.send(mail)
-                    outcome = ("sent", "")
-                except PermanentSendError as exc:
-                    outcome = ("failed", str(exc))
-                except TemporarySendError as exc:
-                    outcome = ("retry", str(exc))
-                    if exc.connection_lost:
-                        _record(engine, config, {row_id: outcome}, now, result)
-                        pending.remove(row_id)
-                        break
-                except Exception as exc:  # never resend a mail over an error we do not know
-                    outcome = ("failed", f"{type(exc).__name__}: {exc}")
-                # Recorded at once: a crash later in the batch never sends this one again.
-                _record(engine, config, {row_id: outcome}, now, result)
-                pending.remove(row_id)
-    except TemporarySendError as exc:
-        _record(engine, config, dict.fromkeys(pending, ("retry", str(exc))), now, result)
-        pending = []
-    _record(engine, config, dict.fromkeys(pending, ("retry", "not attempted: connection lost")),
-            now, result)
-    result.next_due = next_due(engine)
+        for _ in range(PASS_BATCHES):
+            if (stop is not None and stop.is_set()) or any(lane.lost for lane in lanes):
+                break
+            moment = now or _utcnow()
+            ids = await asyncio.to_thread(claim, engine, config, moment)
+            if not ids:
+                break
+            result.claimed += len(ids)
+            prepared = await asyncio.to_thread(prepare, engine, config, renderer, ids, moment, result)
+            await asyncio.gather(*(lane.send_all(mails, recorder, stop)
+                                   for lane, mails in zip(lanes, split(prepared, len(lanes)), strict=False)))
+        else:
+            result.more = True
+    finally:
+        await recorder.close()
+        await asyncio.gather(*(lane.close() for lane in lanes), return_exceptions=True)
+    result.connection_lost = any(lane.lost for lane in lanes)
+    result.next_due = await asyncio.to_thread(next_due, engine, now)
     return result
 
 
-def _record(engine: Engine, config: Config, outcomes: dict[int, tuple[str, str]],
-            now: datetime, result: FlushResult) -> None:
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def record(engine: Engine, config: Config, outcomes: dict[int, Outcome],
+           now: datetime, result: FlushResult) -> None:
+    """Write outcomes in one transaction: sent, retry with backoff, failed, or released."""
     if not outcomes:
         return
     with transaction(engine) as session:
-        for row_id, (state, detail) in outcomes.items():
-            row = session.get(OutboxMail, row_id)
-            assert row is not None
-            row.claimed_until = None
-            if state == "sent":
-                row.status, row.sent_at, row.last_error = "sent", now, ""
-                row.attempts += 1
-                result.sent += 1
-                message_sent(session, config, row.message_row, now)  # webhook, same transaction
-                continue
-            row.attempts += 1
-            row.last_error = detail[:2000]
-            if state == "retry" and row.attempts < config.outbound.retry_max_attempts:
-                row.status = "pending"
-                row.next_attempt_at = now + retry_delay(config, row.attempts)
-                result.retried += 1
-                log.warning("outbox %s %s: retry in %s: %s", row_id, row.template,
-                            retry_delay(config, row.attempts), detail)
-            else:
-                row.status = "failed"
-                result.failed += 1
-                log.error("outbox %s %s failed for good: %s", row_id, row.template, detail)
+        rows = session.exec(select(OutboxMail).where(col(OutboxMail.id).in_(list(outcomes)))).all()
+        for row in rows:
+            assert row.id is not None
+            _apply(session, config, row, outcomes[row.id], now, result)
 
 
-def next_due(engine: Engine) -> datetime | None:
-    """When the earliest pending mail is due (for the retry timer)."""
+def _apply(session: Session, config: Config, row: OutboxMail, outcome: Outcome,
+           now: datetime, result: FlushResult) -> None:
+    state, detail = outcome
+    row.claimed_until = None
+    if state == "release":  # never tried: due again as it was, no attempt counted
+        row.status = "pending"
+        result.released += 1
+        return
+    row.attempts += 1
+    if state == "sent":
+        row.status, row.sent_at, row.last_error = "sent", now, ""
+        result.sent += 1
+        message_sent(session, config, row.message_row, now)  # webhook, same transaction
+        return
+    row.last_error = detail[:2000]
+    if state == "retry" and row.attempts < config.outbound.retry_max_attempts:
+        row.status = "pending"
+        row.next_attempt_at = now + retry_delay(config, row.attempts)
+        result.retried += 1
+        log.warning("outbox %s %s: retry in %s: %s", row.id, row.template,
+                    retry_delay(config, row.attempts), detail)
+    else:
+        row.status = "failed"
+        result.failed += 1
+        log.error("outbox %s %s failed for good: %s", row.id, row.template, detail)
+
+
+def next_due(engine: Engine, now: datetime | None = None) -> datetime | None:
+    """When the earliest pending mail that is not waiting behind another is due."""
+    now = now or _utcnow()
     with Session(engine) as session:
         due = session.exec(
-            select(func.min(OutboxMail.next_attempt_at)).where(OutboxMail.status == "pending")
+            select(func.min(OutboxMail.next_attempt_at))
+            .where(OutboxMail.status == "pending", ~_waits(now))
         ).one()
     return aware(due) if due is not None else None

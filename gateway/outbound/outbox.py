@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
+from gateway.outbound.bell import queued
 from store.keys import message_key
 from store.models import Message, OutboxMail, Suppression, Ticket
 
@@ -155,4 +156,5 @@ def enqueue(session: Session, config: Config, ticket: Ticket, template: str, aud
         next_attempt_at=now, created_at=now,
     )
     session.add(mail)
+    queued(session)  # the mailer wakes once this transaction commits
     return mail

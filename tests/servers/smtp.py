@@ -3,6 +3,7 @@ optionally speaks TLS (implicit or STARTTLS) and AUTH XOAUTH2 checked against a 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -46,6 +47,10 @@ class CapturingHandler:
     defer: set[str] = field(default_factory=set)
     sessions: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pause: float = 0.0  # seconds each DATA takes before it is accepted (a slow server)
+    busy: int = 0  # DATA commands being answered right now
+    most_busy: int = 0  # the most at once: how many connections really sent in parallel
+    arrived: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -58,11 +63,24 @@ class CapturingHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
+            self.busy += 1
+            self.most_busy = max(self.most_busy, self.busy)
+        if self.pause:
+            await asyncio.sleep(self.pause)
+        with self.lock:
+            self.busy -= 1
             self.sessions.add(id(session))
             self.delivered.append(Delivered(envelope.mail_from, list(envelope.rcpt_tos),
                                             bytes(envelope.original_content or envelope.content),
                                             id(session)))
+        with self.arrived:
+            self.arrived.notify_all()
         return "250 OK"
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Block until count mails were delivered in all (False when timeout passed first)."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.delivered) >= count, timeout)
 
     def to(self, address: str) -> list[Delivered]:
         """Mails with address among their envelope recipients."""
