@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlalchemy import ColumnElement, and_, exists, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
@@ -30,7 +31,7 @@ from gateway.outbound.events import message_sent
 from gateway.outbound.lanes import Lane, Outcome, Prepared, Recorder, split
 from gateway.outbound.outbox import header_safe, subject_with_token
 from gateway.outbound.render import Renderer
-from gateway.outbound.smtp import MailSender
+from gateway.outbound.smtp import MailSender, outgoing
 from gateway.retry import backoff
 from store.db import transaction
 from store.models import Message, OutboxMail, Ticket
@@ -38,6 +39,7 @@ from store.models import Message, OutboxMail, Ticket
 log = logging.getLogger("gateway.mailer")
 
 CLAIM_SECONDS = 600
+T = TypeVar("T", Message, Ticket)
 PASS_BATCHES = 40  # then the pass ends and the worker starts the next one at once
 UNFINISHED = ("pending", "sending")
 
@@ -135,8 +137,9 @@ def _timeout(config: Config) -> float:
     return config.smtp.timeout_seconds if config.smtp else 30.0
 
 
-def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer) -> EmailMessage:
-    """The MIME mail for an outbox row: rendered parts and our threading and loop headers."""
+def compose(row: OutboxMail, message: Message, ticket: Ticket,
+            renderer: Renderer) -> tuple[EmailMessage, str, str]:
+    """The MIME mail for an outbox row (rendered parts, our threading and loop headers), its text and HTML."""
     context = json.loads(row.context)
     meta = context.pop("_meta")
     rendered = renderer.render(row.template, row.language, context)
@@ -164,30 +167,44 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     mail["X-Loop"] = meta["from_address"]
     mail.set_content(rendered.text)
     mail.add_alternative(rendered.html, subtype="html")
-    message.subject, message.text, message.html = mail["Subject"], rendered.text, rendered.html
-    return mail
+    return mail, rendered.text, rendered.html
 
 
 def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],
             now: datetime, result: FlushResult) -> list[Prepared]:
-    """Render the claimed rows; a template that fails is recorded as failed, never a crash."""
+    """Render the claimed rows ready for the wire; a template that fails is recorded as failed.
+
+    Three reads for the whole batch, one write of what each mail said (its Message row).
+    """
     failed_renders: dict[int, Outcome] = {}
     prepared: list[Prepared] = []
-    with transaction(engine) as session:
+    said: list[dict[str, object]] = []
+    with transaction(engine) as session, session.no_autoflush:
         rows = session.exec(select(OutboxMail).where(col(OutboxMail.id).in_(ids))
                             .order_by(col(OutboxMail.id))).all()
+        messages = _by_id(session, Message, {row.message_row for row in rows})
+        tickets = _by_id(session, Ticket, {row.ticket_id for row in rows})
         for row in rows:
-            assert row.id is not None
-            message = session.get(Message, row.message_row) if row.message_row else None
-            ticket = session.get(Ticket, row.ticket_id)
-            assert message is not None and ticket is not None
+            assert row.id is not None and row.message_row is not None
+            message, ticket = messages[row.message_row], tickets[row.ticket_id]
             try:
-                prepared.append(Prepared(row.id, row.primary_address,
-                                         compose(row, message, ticket, renderer)))
+                mail, text, html = compose(row, message, ticket, renderer)
+                prepared.append(Prepared(row.id, row.primary_address, outgoing(mail)))
             except Exception as exc:  # a broken (admin) template: record it, never crash
                 failed_renders[row.id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")
+                continue
+            said.append({"id": message.id, "subject": str(mail["Subject"]), "text": text,
+                         "html": html})
+        if said:
+            session.execute(update(Message), said)
     record(engine, config, failed_renders, now, result)
     return prepared
+
+
+def _by_id(session: Session, table: type[T], ids: set[int | None]) -> dict[int, T]:
+    """Rows of a table by primary key, in one query."""
+    rows = session.exec(select(table).where(col(table.id).in_(ids))).all()
+    return {row.id: row for row in rows if row.id is not None}
 
 
 async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[], MailSender],

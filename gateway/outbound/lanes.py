@@ -14,10 +14,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 from gateway.errors import PermanentSendError, TemporarySendError
-from gateway.outbound.smtp import MailSender
+from gateway.outbound.smtp import MailSender, Outgoing
 
 log = logging.getLogger("gateway.mailer")
 
@@ -33,13 +32,14 @@ class Prepared:
 
     row_id: int
     address: str
-    mail: EmailMessage
+    mail: Outgoing
 
 
 def split(mails: list[Prepared], lanes: int) -> list[list[Prepared]]:
     """Mails in lanes: one address's mails all in one lane, in order; lanes about even.
 
-    >>> def p(i, a): return Prepared(i, a, EmailMessage())
+    >>> from email.message import EmailMessage
+    >>> def p(i, a): return Prepared(i, a, Outgoing("us@example.com", [a], b"", EmailMessage()))
     >>> [[m.row_id for m in lane] for lane in split([p(1, "a"), p(2, "b"), p(3, "a"), p(4, "c")], 2)]
     [[1, 3], [2, 4]]
     """
@@ -126,7 +126,7 @@ class Lane:
             if outcome[0] == "retry":
                 held.add(item.address.lower())
 
-    async def _send(self, mail: EmailMessage) -> Outcome:
+    async def _send(self, mail: Outgoing) -> Outcome:
         """One mail over this lane's connection (opened or renewed as needed)."""
         try:
             connection = await self._connection()

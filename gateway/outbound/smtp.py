@@ -1,4 +1,9 @@
-"""SMTP sender: the only module that imports aiosmtplib; one connection per batch.
+"""SMTP sender: the only module that imports aiosmtplib; mails go out prepared as bytes.
+
+``outgoing`` turns a composed mail into its envelope and wire bytes ahead of time (in the
+mailer's worker thread, off the event loop); ``SmtpSender.send`` hands them over, and falls
+back to aiosmtplib's own serialisation for a server without 8BITMIME or an address that
+needs SMTPUTF8.
 
 Library errors are translated at this edge into ``gateway.errors``: ``TemporarySendError``
 (4xx, network: retry later) and ``PermanentSendError`` (5xx: give up, record). A temporary
@@ -9,16 +14,42 @@ queued too: it is a ``TemporarySendError`` whose message says what to fix.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
 
 from gateway.auth.signin import PasswordSignIn, SignIn
 from gateway.auth.tls import client_context, tls_problem
 from gateway.config import SmtpConfig
 from gateway.errors import PermanentSendError, SignInError, TemporarySendError, TokenEndpointUnavailable
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A mail ready for the wire: envelope sender, recipients, bytes, and the mail itself."""
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+    message: EmailMessage
+
+    @property
+    def plain(self) -> bool:
+        """ASCII envelope: the prepared bytes can go to any server with 8BITMIME."""
+        return (self.sender + "".join(self.recipients)).isascii()
+
+
+def outgoing(message: EmailMessage) -> Outgoing:
+    """Envelope and bytes of a mail (From, To and Cc; no Bcc is ever set), as aiosmtplib makes them."""
+    sender = extract_sender(message)
+    if sender is None:
+        raise ValueError("the mail has no From header")
+    return Outgoing(sender, extract_recipients(message),
+                    flatten_message(message, utf8=False, cte_type="8bit"), message)
 
 
 class MailSender(Protocol):
@@ -33,7 +64,7 @@ class MailSender(Protocol):
         """Say goodbye, or just drop a broken connection."""
         ...
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, mail: Outgoing) -> None:
         """Send one mail or raise a SendError."""
         ...
 
@@ -124,12 +155,17 @@ class SmtpSender:
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             client.close()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, mail: Outgoing) -> None:
         """Send one mail on the open connection."""
-        if self.client is None:
+        client = self.client
+        if client is None:
             raise TemporarySendError("not connected", connection_lost=True)
         try:
-            refused, _ = await self.client.send_message(message)
+            if mail.plain and client.supports_extension("8BITMIME"):
+                refused, _ = await client.sendmail(mail.sender, mail.recipients, mail.data,
+                                                   mail_options=["BODY=8BITMIME"])
+            else:
+                refused, _ = await client.send_message(mail.message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
