@@ -16,7 +16,7 @@ from sqlmodel import select
 from gateway.auth.signin import SignIns
 from gateway.config import Config, SmtpConfig
 from gateway.errors import TemporarySendError
-from gateway.outbound.smtp import SmtpSender
+from gateway.outbound.smtp import SmtpSender, outgoing
 from gateway.outbound.worker import OutboxWorker
 from gateway.pipeline import RawMail, process
 from store.db import transaction
@@ -50,7 +50,8 @@ def _signed_in(engine: Engine, token_server: TokenServer, smtp: SmtpServer) -> t
     client_id = new_app(token_server)
     config = _config(engine, {"host": smtp.host, "port": smtp.port, "security": "none",
                               "username": "support", "auth": "oauth2",
-                              "oauth": _oauth(token_server, client_id)})
+                              "oauth": _oauth(token_server, client_id)},
+                     outbound={"connections": 1})  # one sign-in per pass, to count them
     assert config.smtp is not None
     store_grant(engine, "smtp", config.smtp.oauth, token_server.issue_grant("support", client_id))
     return config, client_id
@@ -105,7 +106,7 @@ async def test_smtp_can_use_a_mailboxes_grant(engine: Engine, token_server: Toke
     assert config.smtp is not None
     signins = SignIns(engine, config)
     async with SmtpSender(config.smtp, signins.for_smtp(config.smtp)) as sender:
-        await sender.send(_note())
+        await sender.send(outgoing(_note()))
     assert len(oauth_smtp.handler.delivered) == 1
     before = token_server.counts["refresh_token"]
     await signins.for_mailbox(config.mailboxes[0]).credentials()  # the same grant: no new refresh
@@ -126,7 +127,7 @@ async def test_smtp_tls_and_starttls_verify_the_test_ca(
     try:
         async with SmtpSender(_tls_smtp(security, server.port, "localhost", test_ca.cert)) as sender:
             assert sender.client is not None and sender.client.get_transport_info("sslcontext")
-            await sender.send(_note())
+            await sender.send(outgoing(_note()))
         assert len(server.handler.delivered) == 1
         with pytest.raises(TemporarySendError) as wrong_host:
             async with SmtpSender(_tls_smtp(security, server.port, "127.0.0.1", test_ca.cert)):

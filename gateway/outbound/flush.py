@@ -14,10 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.charset import QP, Charset
 from email.message import EmailMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from typing import TypeVar
 
@@ -28,8 +33,8 @@ from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
 from gateway.outbound.events import message_sent
-from gateway.outbound.lanes import Lane, Outcome, Prepared, Recorder, split
-from gateway.outbound.outbox import header_safe, subject_with_token
+from gateway.outbound.lanes import RELEASE, Lane, Outcome, Prepared, Recorder, split
+from gateway.outbound.outbox import header_safe
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender, outgoing
 from gateway.retry import backoff
@@ -40,6 +45,8 @@ log = logging.getLogger("gateway.mailer")
 
 CLAIM_SECONDS = 600
 T = TypeVar("T", Message, Ticket)
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in any client's source view, and 7-bit clean
 PASS_BATCHES = 40  # then the pass ends and the worker starts the next one at once
 UNFINISHED = ("pending", "sending")
 
@@ -66,6 +73,16 @@ class FlushResult:
         self.claimed += other.claimed
         self.more, self.next_due = other.more, other.next_due
         self.connection_lost = other.connection_lost
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A mail and what it says, in words (kept on its Message row)."""
+
+    mail: EmailMessage | MIMEMultipart
+    subject: str
+    text: str
+    html: str
 
 
 def aware(moment: datetime) -> datetime:
@@ -137,37 +154,76 @@ def _timeout(config: Config) -> float:
     return config.smtp.timeout_seconds if config.smtp else 30.0
 
 
-def compose(row: OutboxMail, message: Message, ticket: Ticket,
-            renderer: Renderer) -> tuple[EmailMessage, str, str]:
-    """The MIME mail for an outbox row (rendered parts, our threading and loop headers), its text and HTML."""
+def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer) -> Composed:
+    """The MIME mail for an outbox row: rendered parts and our threading and loop headers.
+
+    Built on the stdlib's compat32 classes: headers are written as we give them (names and a
+    subject outside ASCII as RFC 2047 words), several times cheaper than ``EmailMessage``.
+    """
     context = json.loads(row.context)
     meta = context.pop("_meta")
     rendered = renderer.render(row.template, row.language, context)
+    # "=" never stands alone in quoted-printable text: this boundary cannot occur in a part
+    mail = MIMEMultipart("alternative", boundary=f"=_{uuid.uuid4().hex}")
+    mail.attach(_text_part(rendered.text, "plain"))
+    mail.attach(_text_part(rendered.html, "html"))
     recipients = json.loads(row.recipients)
-    mail = EmailMessage()
-    mail["From"] = formataddr((header_safe(meta["from_name"]), meta["from_address"]))
-    named = [(r["kind"], formataddr((header_safe(r["name"]), r["address"]))) for r in recipients]
+    named = [(r["kind"], _address(r["name"], r["address"])) for r in recipients]
     to = [a for kind, a in named if kind == "to"] or [named[0][1]]  # someone must be in To
     cc = [a for _, a in named if a not in to]
-    mail["To"] = ", ".join(to)
-    if cc:
-        mail["Cc"] = ", ".join(cc)
-    mail["Reply-To"] = meta["reply_to"]
-    mail["Subject"] = subject_with_token(rendered.subject, ticket.number)
-    mail["Message-ID"] = f"<{message.message_id}>"
-    mail["Date"] = format_datetime(datetime.now(UTC))
-    if message.in_reply_to:
-        mail["In-Reply-To"] = f"<{header_safe(message.in_reply_to)}>"
-    if message.references:
-        mail["References"] = " ".join(f"<{header_safe(ref)}>" for ref in message.references.split())
-    mail["Auto-Submitted"] = meta["auto_submitted"]
-    mail["X-Auto-Response-Suppress"] = "All"
-    if meta["auto_submitted"] != "no":  # an agent's reply is a human's mail
-        mail["Precedence"] = "bulk"
-    mail["X-Loop"] = meta["from_address"]
-    mail.set_content(rendered.text)
-    mail.add_alternative(rendered.html, subtype="html")
-    return mail, rendered.text, rendered.html
+    subject = header_safe(rendered.subject)
+    token = f"[#{ticket.number}]"
+    subject = subject if token in subject else f"{token} {subject}"
+    headers = [("From", _address(meta["from_name"], meta["from_address"])),
+               ("To", ", ".join(to)), ("Cc", ", ".join(cc)), ("Reply-To", meta["reply_to"]),
+               ("Subject", subject),
+               ("Message-ID", f"<{message.message_id}>"),
+               ("Date", format_datetime(datetime.now(UTC))),
+               ("In-Reply-To", f"<{header_safe(message.in_reply_to)}>" if message.in_reply_to else ""),
+               ("References", " ".join(f"<{header_safe(ref)}>"
+                                       for ref in (message.references or "").split())),
+               ("Auto-Submitted", meta["auto_submitted"]), ("X-Auto-Response-Suppress", "All"),
+               # an agent's reply is a human's mail
+               ("Precedence", "bulk" if meta["auto_submitted"] != "no" else ""),
+               ("X-Loop", meta["from_address"])]
+    for name, value in headers:
+        if value:
+            mail[name] = _Folded(name, value)  # type: ignore[assignment]  # compat32 takes a Header-like value
+    return Composed(mail, subject, rendered.text, rendered.html)
+
+
+class _Folded:
+    """A header value as it goes on the wire: as is when it fits on a line in ASCII, else
+    folded the modern way (RFC 2047 words only for the words that need them).
+
+    compat32 writes a value that is not a str through its ``encode``, as it would a ``Header``.
+    """
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name, self.value = name, value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int = 78) -> str:
+        """The value as it goes on the wire, continuation lines joined by linesep."""
+        if self.value.isascii() and len(self.name) + 2 + len(self.value) <= (maxlinelen or 78):
+            return self.value
+        policy = SMTP.clone(linesep=linesep, max_line_length=maxlinelen or None)
+        folded = str(policy.header_factory(self.name, self.value).fold(policy=policy))
+        return folded[len(self.name) + 2:-len(linesep)]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    """A UTF-8 text part, quoted-printable."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(body, _UTF8)
+    return part
+
+
+def _address(name: str, address: str) -> str:
+    """Name and address for a header; a name outside ASCII as an RFC 2047 word."""
+    return formataddr((header_safe(name), address), charset="utf-8")
 
 
 def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],
@@ -188,13 +244,13 @@ def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],
             assert row.id is not None and row.message_row is not None
             message, ticket = messages[row.message_row], tickets[row.ticket_id]
             try:
-                mail, text, html = compose(row, message, ticket, renderer)
-                prepared.append(Prepared(row.id, row.primary_address, outgoing(mail)))
+                composed = compose(row, message, ticket, renderer)
+                prepared.append(Prepared(row.id, row.primary_address, outgoing(composed.mail)))
             except Exception as exc:  # a broken (admin) template: record it, never crash
                 failed_renders[row.id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")
                 continue
-            said.append({"id": message.id, "subject": str(mail["Subject"]), "text": text,
-                         "html": html})
+            said.append({"id": message.id, "subject": composed.subject, "text": composed.text,
+                         "html": composed.html})
         if said:
             session.execute(update(Message), said)
     record(engine, config, failed_renders, now, result)
@@ -205,6 +261,39 @@ def _by_id(session: Session, table: type[T], ids: set[int | None]) -> dict[int, 
     """Rows of a table by primary key, in one query."""
     rows = session.exec(select(table).where(col(table.id).in_(ids))).all()
     return {row.id: row for row in rows if row.id is not None}
+
+
+class _Batches:
+    """Claims and prepares the next batch (in worker threads) while the lanes send this one."""
+
+    def __init__(self, engine: Engine, config: Config, renderer: Renderer,
+                 now: datetime | None, result: FlushResult) -> None:
+        self.engine, self.config, self.renderer = engine, config, renderer
+        self.now, self.result = now, result
+        self.next: asyncio.Future[list[Prepared] | None] | None = None
+
+    async def _fetch(self) -> list[Prepared] | None:
+        moment = self.now or _utcnow()
+        ids = await asyncio.to_thread(claim, self.engine, self.config, moment)
+        if not ids:
+            return None
+        self.result.claimed += len(ids)
+        return await asyncio.to_thread(prepare, self.engine, self.config, self.renderer, ids,
+                                       moment, self.result)
+
+    def ahead(self) -> None:
+        """Start on the next batch."""
+        self.next = asyncio.ensure_future(self._fetch())
+
+    async def take(self) -> list[Prepared] | None:
+        """The next batch (None: nothing was due)."""
+        upcoming, self.next = self.next, None
+        return await upcoming if upcoming is not None else None
+
+    async def settle(self, recorder: Recorder, outcome: Outcome) -> None:
+        """A batch claimed ahead but not sent: give each mail this outcome."""
+        for mail in await self.take() or []:
+            recorder.add(mail.row_id, outcome)
 
 
 async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[], MailSender],
@@ -219,26 +308,38 @@ async def flush_outbox_once(engine: Engine, config: Config, sender: Callable[[],
     result = FlushResult()
     lanes = [Lane(sender, config.outbound.batch_size) for _ in range(config.outbound.connections)]
     recorder = Recorder(lambda outcomes: record(engine, config, outcomes, now or _utcnow(), result))
+    batches = _Batches(engine, config, renderer, now, result)
+    batches.ahead()
     try:
-        for _ in range(PASS_BATCHES):
+        for number in range(1, PASS_BATCHES + 1):
+            prepared = await batches.take()
+            if prepared is None and number > 1:  # claimed while mail to the same people was in flight
+                await recorder.written()
+                batches.ahead()
+                prepared = await batches.take()
+            if prepared is None:
+                break
             if (stop is not None and stop.is_set()) or any(lane.lost for lane in lanes):
+                batches.next = asyncio.ensure_future(_ready(prepared))
                 break
-            moment = now or _utcnow()
-            ids = await asyncio.to_thread(claim, engine, config, moment)
-            if not ids:
-                break
-            result.claimed += len(ids)
-            prepared = await asyncio.to_thread(prepare, engine, config, renderer, ids, moment, result)
-            await asyncio.gather(*(lane.send_all(mails, recorder, stop)
-                                   for lane, mails in zip(lanes, split(prepared, len(lanes)), strict=False)))
+            if number < PASS_BATCHES:
+                batches.ahead()
+            await asyncio.gather(*(lane.send_all(mails, recorder, stop) for lane, mails
+                                   in zip(lanes, split(prepared, len(lanes)), strict=False)))
         else:
             result.more = True
     finally:
-        await recorder.close()
+        lost = next((lane.lost for lane in lanes if lane.lost), "")
+        await batches.settle(recorder, ("retry", f"not attempted: {lost}") if lost else RELEASE)
+        await recorder.written()
         await asyncio.gather(*(lane.close() for lane in lanes), return_exceptions=True)
-    result.connection_lost = any(lane.lost for lane in lanes)
+    result.connection_lost = bool(lost)
     result.next_due = await asyncio.to_thread(next_due, engine, now)
     return result
+
+
+async def _ready(prepared: list[Prepared]) -> list[Prepared] | None:
+    return prepared
 
 
 def _utcnow() -> datetime:

@@ -89,8 +89,8 @@ class Recorder:
                             len(batch), exc)
                 await asyncio.sleep(min(0.25 * 2 ** attempt, 15.0))
 
-    async def close(self) -> None:
-        """Return once every outcome is written, even while the pass is being cancelled."""
+    async def written(self) -> None:
+        """Return once every outcome so far is written, even while the pass is being cancelled."""
         while self.task is not None or self.waiting:
             if self.task is None:
                 self.task = asyncio.ensure_future(self._drain())
@@ -104,7 +104,7 @@ class Lane:
         self.sender, self.per_connection = sender, per_connection
         self.connection: MailSender | None = None
         self.used = 0
-        self.lost = False  # the server went away: the pass ends after this batch
+        self.lost = ""  # why the server went away (then the pass ends after this batch)
 
     async def send_all(self, mails: list[Prepared], recorder: Recorder,
                        stop: asyncio.Event | None) -> None:
@@ -116,7 +116,7 @@ class Lane:
                     recorder.add(rest.row_id, RELEASE)
                 return
             if self.lost:
-                recorder.add(item.row_id, ("retry", "not attempted: connection lost"))
+                recorder.add(item.row_id, ("retry", f"not attempted: {self.lost}"))
                 continue
             if item.address.lower() in held:
                 recorder.add(item.row_id, RELEASE)  # waits behind the earlier mail's retry
@@ -137,7 +137,7 @@ class Lane:
             return ("failed", str(exc))
         except TemporarySendError as exc:
             if exc.connection_lost:
-                self.lost = True
+                self.lost = str(exc) or "connection lost"
                 await self.close()
             return ("retry", str(exc))
         except Exception as exc:  # never resend a mail over an error we do not know

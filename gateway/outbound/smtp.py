@@ -15,7 +15,7 @@ queued too: it is a ``TemporarySendError`` whose message says what to fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from types import TracebackType
 from typing import Protocol
 
@@ -35,7 +35,7 @@ class Outgoing:
     sender: str
     recipients: list[str]
     data: bytes
-    message: EmailMessage
+    message: Message
 
     @property
     def plain(self) -> bool:
@@ -43,7 +43,7 @@ class Outgoing:
         return (self.sender + "".join(self.recipients)).isascii()
 
 
-def outgoing(message: EmailMessage) -> Outgoing:
+def outgoing(message: Message) -> Outgoing:
     """Envelope and bytes of a mail (From, To and Cc; no Bcc is ever set), as aiosmtplib makes them."""
     sender = extract_sender(message)
     if sender is None:
