@@ -66,6 +66,17 @@ async def test_metrics_count_mails_stages_outbox_and_requests(door: Door) -> Non
             "ticketgate_http_request_seconds"} <= families(door)
 
 
+async def test_metrics_show_the_outbox_backlog_and_how_long_the_oldest_mail_waits(door: Door) -> None:
+    assert door.create().status_code == 201  # an acknowledgement and an agent note, due now
+    waiting = scrape(door)
+    assert waiting[("ticketgate_outbox_backlog", (("state", "due"),))] == 2
+    assert waiting[("ticketgate_outbox_oldest_due_seconds", ())] >= 0
+    await OutboxWorker(door.engine, door.config).flush()
+    sent = scrape(door)
+    assert sent[("ticketgate_outbox_backlog", (("state", "due"),))] == 0
+    assert sent[("ticketgate_outbox_oldest_due_seconds", ())] == 0
+
+
 def test_healthz_reports_database_and_backlogs_and_is_503_when_the_database_is_gone(
         door: Door, db_url: str, tmp_path: Path) -> None:
     healthy = door.client.get("/healthz")

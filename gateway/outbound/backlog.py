@@ -36,16 +36,16 @@ class OutboxBacklog:
 
 def outbox_backlog(session: Session, now: datetime) -> OutboxBacklog:
     """Count the outbox by state (the status index keeps this cheap however much was sent)."""
+    is_due = col(OutboxMail.next_attempt_at) <= now  # one expression, grouped by as selected
     rows = session.exec(
-        select(OutboxMail.status, col(OutboxMail.next_attempt_at) <= now, func.count(),
-               func.min(OutboxMail.next_attempt_at))
+        select(OutboxMail.status, is_due, func.count(), func.min(OutboxMail.next_attempt_at))
         .where(col(OutboxMail.status).in_(("pending", "sending", "failed")))
-        .group_by(col(OutboxMail.status), col(OutboxMail.next_attempt_at) <= now)).all()
+        .group_by(col(OutboxMail.status), is_due)).all()
     counts: dict[tuple[str, bool], int] = {}
     oldest: datetime | None = None
-    for status, is_due, count, earliest in rows:
-        counts[(status, bool(is_due))] = int(count)
-        if status == "pending" and is_due and earliest is not None:
+    for status, due_now, count, earliest in rows:
+        counts[(status, bool(due_now))] = int(count)
+        if status == "pending" and due_now and earliest is not None:
             oldest = earliest
     age = (now - _aware(oldest, now)).total_seconds() if oldest is not None else 0.0
     return OutboxBacklog(

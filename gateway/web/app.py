@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,9 +16,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from gateway.config import Config
+from gateway.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_DUE
+from gateway.outbound.backlog import outbox_backlog
 from gateway.rules.loader import RuleBook, vocabulary
 from gateway.web import problems
 from gateway.web.api import organisations, tickets
@@ -60,13 +65,27 @@ def create_app(engine: Engine, config: Config, *, health: Health | None = None,
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics in the text exposition format."""
+        """Prometheus metrics in the text exposition format (the outbox backlog read now)."""
+        await run_in_threadpool(measure_outbox, probe)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=web.max_request_bytes)
     app.add_middleware(RequestMetrics)
     return app
+
+
+def measure_outbox(engine: Engine) -> None:
+    """Set the outbox gauges from the database: right whichever process does the sending."""
+    try:
+        with Session(engine) as session:
+            backlog = outbox_backlog(session, datetime.now(UTC))
+    except SQLAlchemyError:  # the database is away: /healthz says so; the rest still answers
+        return
+    for state, count in (("due", backlog.due), ("retrying", backlog.retrying),
+                         ("sending", backlog.sending)):
+        OUTBOX_BACKLOG.labels(state).set(count)
+    OUTBOX_OLDEST_DUE.set(backlog.oldest_due_seconds)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
