@@ -26,13 +26,13 @@ from store.models import (
 )
 
 
-def ticket_rows(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
-    """Tickets, newest first, with the customer address."""
+def ticket_rows(session: Session, limit: int | None = 1000, offset: int = 0) -> list[dict[str, Any]]:
+    """Tickets, newest first, with the customer address (limit None: all of them)."""
     rows = session.exec(
         select(Ticket, Contact.address)
         .join(Contact, col(Contact.id) == col(Ticket.customer_id), isouter=True)
         .order_by(col(Ticket.id).desc())
-        .limit(limit)
+        .offset(offset).limit(limit)
     ).all()
     return [_ticket_head(ticket, address) for ticket, address in rows]
 
@@ -204,10 +204,11 @@ def quarantine_rows(session: Session, include_resolved: bool = False) -> list[di
     ]
 
 
-def outbox_rows(session: Session, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """Outbound mails, newest first."""
+def outbox_rows(session: Session, status: str | None = None, limit: int | None = 1000,
+                offset: int = 0) -> list[dict[str, Any]]:
+    """Outbound mails, newest first (limit None: all of them)."""
     query = (select(OutboxMail, Ticket.number).join(Ticket, col(Ticket.id) == col(OutboxMail.ticket_id))
-             .order_by(col(OutboxMail.id).desc()).limit(limit))
+             .order_by(col(OutboxMail.id).desc()).offset(offset).limit(limit))
     if status:
         query = query.where(OutboxMail.status == status)
     return [

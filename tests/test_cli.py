@@ -188,3 +188,42 @@ def test_every_corpus_mail_is_stored_or_quarantined(tmp_path: Path,
         messages += sum(m["direction"] == "in" for m in json.loads(shown)["messages"])
     created = sum(1 for row in lines if row[1] in ("created", "followup"))
     assert messages == created and stored
+
+
+def _new_tickets(tmp_path: Path, count: int) -> Path:
+    """count customer mails as .eml files (each opens a ticket)."""
+    folder = tmp_path / "mails"
+    folder.mkdir()
+    for n in range(count):
+        (folder / f"{n:04}.eml").write_bytes(
+            f"From: c{n}@acme.example\r\nTo: support@example.com\r\nSubject: Question {n}\r\n"
+            f"Message-ID: <page-{n}@acme.example>\r\n\r\nHello\r\n".encode())
+    return folder
+
+
+def test_tickets_list_pages_past_any_fixed_limit(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(_config(tmp_path))
+    assert _run(capsys, "--config", cfg, "ingest", str(_new_tickets(tmp_path, 12)))[0] == 0
+    code, out, err = _run(capsys, "--config", cfg, "tickets", "list", "--limit", "5", "--json")
+    first = [t["number"] for t in json.loads(out)]
+    assert code == 0 and len(first) == 5 and "--offset 5" in err
+    code, out, err = _run(capsys, "--config", cfg, "tickets", "list", "--limit", "5",
+                          "--offset", "10", "--json")
+    last = [t["number"] for t in json.loads(out)]
+    assert len(last) == 2 and "more tickets" not in err
+    code, out, _ = _run(capsys, "--config", cfg, "tickets", "list", "--limit", "0")
+    every = [line.split("\t")[0] for line in out.splitlines()]
+    assert len(every) == 12 == len(set(every)) and every[:5] == first and every[10:] == last
+    with pytest.raises(SystemExit):
+        main(["--config", cfg, "tickets", "list", "--limit", "-1"])
+    assert "--limit: must be 0 or more" in capsys.readouterr().err
+
+
+def test_outbox_list_says_how_much_is_due_and_how_long_it_waits(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(_config(tmp_path))
+    assert _run(capsys, "--config", cfg, "ingest", str(_new_tickets(tmp_path, 3)))[0] == 0
+    code, out, err = _run(capsys, "--config", cfg, "outbox", "list", "--limit", "2")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert "outbox: 3 due (oldest due" in err and "more mails: see them with --offset 2" in err

@@ -29,6 +29,33 @@ def print_rows(rows: list[dict[str, Any]], as_json: bool,
     return 0
 
 
+def add_paging(parser: argparse.ArgumentParser, what: str) -> None:
+    """--limit N (0: all) and --offset N for a listing, newest first."""
+    parser.add_argument("--limit", type=_count, default=1000,
+                        help=f"at most this many {what}, newest first (default 1000; 0: all)")
+    parser.add_argument("--offset", type=_count, default=0,
+                        help=f"skip this many of the newest {what} first (the next page)")
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (argparse names the option when this raises)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def page(rows: list[dict[str, Any]], args: argparse.Namespace, what: str) -> list[dict[str, Any]]:
+    """The rows of one page (fetched with one extra row); a note on stderr when more follow."""
+    if args.limit and len(rows) > args.limit:
+        print(f"more {what}: see them with --offset {args.offset + args.limit}", file=sys.stderr)
+        return rows[:args.limit]
+    return rows
+
+
 def fail(message: str) -> int:
     """An expected failure: one line on stderr, exit code 1."""
     print(f"error: {message}", file=sys.stderr)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from gateway.cli.common import Subcommands, command, fail, print_rows
+from gateway.cli.common import Subcommands, add_paging, command, fail, page, print_rows
 from gateway.config import Config
 from gateway.durations import format_minutes
 from gateway.outbound.preview import fill_previews
@@ -21,11 +21,12 @@ LIST_COLUMNS = ("number", "status", "priority", "channel", "customer", "created_
 
 
 def register(sub: Subcommands) -> None:
-    """`tickets list [--json]`, `tickets show NUMBER [--json]`."""
+    """`tickets list [--limit N] [--offset N] [--json]`, `tickets show NUMBER [--json]`."""
     tickets = command(sub, "tickets", "list or show tickets", _tickets)
     tsub = tickets.add_subparsers(dest="action", required=True)
     tlist = tsub.add_parser("list")
     tlist.add_argument("--json", action="store_true")
+    add_paging(tlist, "tickets")
     tshow = tsub.add_parser("show")
     tshow.add_argument("number")
     tshow.add_argument("--json", action="store_true")
@@ -33,7 +34,7 @@ def register(sub: Subcommands) -> None:
 
 def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     if args.action == "list":
-        return _list(engine, args.json)
+        return _list(engine, args)
     number = _wanted(config, args.number)
     if number is None:
         return fail(f"{args.number!r} is not a ticket number: they look like "
@@ -54,13 +55,14 @@ def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
     return 0
 
 
-def _list(engine: Engine, as_json: bool) -> int:
-    """Newest first under a header; "no tickets" said, not an empty screen."""
+def _list(engine: Engine, args: argparse.Namespace) -> int:
+    """Newest first under a header, a page at a time; "no tickets" said, not an empty screen."""
     with transaction(engine) as session:
-        rows = ticket_rows(session)
-    if not as_json:
+        rows = page(ticket_rows(session, args.limit + 1 if args.limit else None, args.offset),
+                    args, "tickets")
+    if not args.json:
         print("\t".join(LIST_COLUMNS) if rows else "no tickets")
-    return print_rows(rows, as_json, lambda row: (
+    return print_rows(rows, args.json, lambda row: (
         f"{row['number']}\t{row['status']}\tP{row['priority']}\t{row['channel']}\t"
         f"{row['customer'] or '-'}\t{row['created_at']}\t{row['subject']}"))
 
