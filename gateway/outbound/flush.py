@@ -12,18 +12,10 @@ or in flight elsewhere: one recipient's mails go out in the order they were queu
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.charset import QP, Charset
-from email.message import EmailMessage
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.policy import SMTP
-from email.utils import format_datetime, formataddr
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, and_, exists, or_, update
@@ -32,9 +24,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
+from gateway.outbound.compose import compose
 from gateway.outbound.events import message_sent
 from gateway.outbound.lanes import RELEASE, Lane, Outcome, Prepared, Recorder, split
-from gateway.outbound.outbox import header_safe
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender, outgoing
 from gateway.retry import backoff
@@ -45,8 +37,6 @@ log = logging.getLogger("gateway.mailer")
 
 CLAIM_SECONDS = 600
 T = TypeVar("T", Message, Ticket)
-_UTF8 = Charset("utf-8")
-_UTF8.body_encoding = QP  # readable in any client's source view, and 7-bit clean
 PASS_BATCHES = 40  # then the pass ends and the worker starts the next one at once
 UNFINISHED = ("pending", "sending")
 
@@ -73,16 +63,6 @@ class FlushResult:
         self.claimed += other.claimed
         self.more, self.next_due = other.more, other.next_due
         self.connection_lost = other.connection_lost
-
-
-@dataclass(frozen=True)
-class Composed:
-    """A mail and what it says, in words (kept on its Message row)."""
-
-    mail: EmailMessage | MIMEMultipart
-    subject: str
-    text: str
-    html: str
 
 
 def aware(moment: datetime) -> datetime:
@@ -152,78 +132,6 @@ def _in_turn(session: Session, rows: list[OutboxMail]) -> list[OutboxMail]:
 
 def _timeout(config: Config) -> float:
     return config.smtp.timeout_seconds if config.smtp else 30.0
-
-
-def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer) -> Composed:
-    """The MIME mail for an outbox row: rendered parts and our threading and loop headers.
-
-    Built on the stdlib's compat32 classes: headers are written as we give them (names and a
-    subject outside ASCII as RFC 2047 words), several times cheaper than ``EmailMessage``.
-    """
-    context = json.loads(row.context)
-    meta = context.pop("_meta")
-    rendered = renderer.render(row.template, row.language, context)
-    # "=" never stands alone in quoted-printable text: this boundary cannot occur in a part
-    mail = MIMEMultipart("alternative", boundary=f"=_{uuid.uuid4().hex}")
-    mail.attach(_text_part(rendered.text, "plain"))
-    mail.attach(_text_part(rendered.html, "html"))
-    recipients = json.loads(row.recipients)
-    named = [(r["kind"], _address(r["name"], r["address"])) for r in recipients]
-    to = [a for kind, a in named if kind == "to"] or [named[0][1]]  # someone must be in To
-    cc = [a for _, a in named if a not in to]
-    subject = header_safe(rendered.subject)
-    token = f"[#{ticket.number}]"
-    subject = subject if token in subject else f"{token} {subject}"
-    headers = [("From", _address(meta["from_name"], meta["from_address"])),
-               ("To", ", ".join(to)), ("Cc", ", ".join(cc)), ("Reply-To", meta["reply_to"]),
-               ("Subject", subject),
-               ("Message-ID", f"<{message.message_id}>"),
-               ("Date", format_datetime(datetime.now(UTC))),
-               ("In-Reply-To", f"<{header_safe(message.in_reply_to)}>" if message.in_reply_to else ""),
-               ("References", " ".join(f"<{header_safe(ref)}>"
-                                       for ref in (message.references or "").split())),
-               ("Auto-Submitted", meta["auto_submitted"]), ("X-Auto-Response-Suppress", "All"),
-               # an agent's reply is a human's mail
-               ("Precedence", "bulk" if meta["auto_submitted"] != "no" else ""),
-               ("X-Loop", meta["from_address"])]
-    for name, value in headers:
-        if value:
-            mail[name] = _Folded(name, value)  # type: ignore[assignment]  # compat32 takes a Header-like value
-    return Composed(mail, subject, rendered.text, rendered.html)
-
-
-class _Folded:
-    """A header value as it goes on the wire: as is when it fits on a line in ASCII, else
-    folded the modern way (RFC 2047 words only for the words that need them).
-
-    compat32 writes a value that is not a str through its ``encode``, as it would a ``Header``.
-    """
-
-    def __init__(self, name: str, value: str) -> None:
-        self.name, self.value = name, value
-
-    def encode(self, linesep: str = "\n", maxlinelen: int = 78) -> str:
-        """The value as it goes on the wire, continuation lines joined by linesep."""
-        if self.value.isascii() and len(self.name) + 2 + len(self.value) <= (maxlinelen or 78):
-            return self.value
-        policy = SMTP.clone(linesep=linesep, max_line_length=maxlinelen or None)
-        folded = str(policy.header_factory(self.name, self.value).fold(policy=policy))
-        return folded[len(self.name) + 2:-len(linesep)]
-
-    def __str__(self) -> str:
-        return self.value
-
-
-def _text_part(body: str, subtype: str) -> MIMENonMultipart:
-    """A UTF-8 text part, quoted-printable."""
-    part = MIMENonMultipart("text", subtype, charset="utf-8")
-    part.set_payload(body, _UTF8)
-    return part
-
-
-def _address(name: str, address: str) -> str:
-    """Name and address for a header; a name outside ASCII as an RFC 2047 word."""
-    return formataddr((header_safe(name), address), charset="utf-8")
 
 
 def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],

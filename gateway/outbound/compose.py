@@ -1,0 +1,103 @@
+"""Composing an outbox row into the MIME mail that goes out: rendered parts, our headers.
+
+Built on the stdlib's compat32 classes: headers are written as we give them when they fit on a
+line in ASCII, and folded the modern way (RFC 2047 words only where needed) otherwise; the
+parts are UTF-8 quoted-printable. Several times cheaper than ``EmailMessage``, same wire text.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.charset import QP, Charset
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+
+from gateway.outbound.outbox import header_safe
+from gateway.outbound.render import Renderer
+from store.models import Message, OutboxMail, Ticket
+
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in any client's source view, and 7-bit clean
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A mail and what it says, in words (kept on its Message row)."""
+
+    mail: MIMEMultipart
+    subject: str
+    text: str
+    html: str
+
+
+def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer) -> Composed:
+    """The MIME mail for an outbox row: rendered parts and our threading and loop headers."""
+    context = json.loads(row.context)
+    meta = context.pop("_meta")
+    rendered = renderer.render(row.template, row.language, context)
+    # "=" never stands alone in quoted-printable text: this boundary cannot occur in a part
+    mail = MIMEMultipart("alternative", boundary=f"=_{uuid.uuid4().hex}")
+    mail.attach(_text_part(rendered.text, "plain"))
+    mail.attach(_text_part(rendered.html, "html"))
+    recipients = json.loads(row.recipients)
+    named = [(r["kind"], _address(r["name"], r["address"])) for r in recipients]
+    to = [a for kind, a in named if kind == "to"] or [named[0][1]]  # someone must be in To
+    cc = [a for _, a in named if a not in to]
+    subject = header_safe(rendered.subject)
+    token = f"[#{ticket.number}]"
+    subject = subject if token in subject else f"{token} {subject}"
+    headers = [("From", _address(meta["from_name"], meta["from_address"])),
+               ("To", ", ".join(to)), ("Cc", ", ".join(cc)), ("Reply-To", meta["reply_to"]),
+               ("Subject", subject),
+               ("Message-ID", f"<{message.message_id}>"),
+               ("Date", format_datetime(datetime.now(UTC))),
+               ("In-Reply-To", f"<{header_safe(message.in_reply_to)}>" if message.in_reply_to else ""),
+               ("References", " ".join(f"<{header_safe(ref)}>"
+                                       for ref in (message.references or "").split())),
+               ("Auto-Submitted", meta["auto_submitted"]), ("X-Auto-Response-Suppress", "All"),
+               # an agent's reply is a human's mail
+               ("Precedence", "bulk" if meta["auto_submitted"] != "no" else ""),
+               ("X-Loop", meta["from_address"])]
+    for name, value in headers:
+        if value:
+            mail[name] = _Folded(name, value)  # type: ignore[assignment]  # compat32 takes a Header-like value
+    return Composed(mail, subject, rendered.text, rendered.html)
+
+
+class _Folded:
+    """A header value as it goes on the wire: as is when it fits on a line in ASCII, else
+    folded the modern way (RFC 2047 words only for the words that need them).
+
+    compat32 writes a value that is not a str through its ``encode``, as it would a ``Header``.
+    """
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name, self.value = name, value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int = 78) -> str:
+        """The value as it goes on the wire, continuation lines joined by linesep."""
+        if self.value.isascii() and len(self.name) + 2 + len(self.value) <= (maxlinelen or 78):
+            return self.value
+        policy = SMTP.clone(linesep=linesep, max_line_length=maxlinelen or None)
+        folded = str(policy.header_factory(self.name, self.value).fold(policy=policy))
+        return folded[len(self.name) + 2:-len(linesep)]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    """A UTF-8 text part, quoted-printable."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(body, _UTF8)
+    return part
+
+
+def _address(name: str, address: str) -> str:
+    """Name and address for a header; a name outside ASCII as an RFC 2047 word."""
+    return formataddr((header_safe(name), address), charset="utf-8")
