@@ -17,7 +17,7 @@ from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
-from gateway.outbound.outbox import header_safe
+from gateway.outbound.outbox import header_safe, subject_with_token
 from gateway.outbound.render import Renderer
 from store.models import Message, OutboxMail, Ticket
 
@@ -48,9 +48,7 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     named = [(r["kind"], _address(r["name"], r["address"])) for r in recipients]
     to = [a for kind, a in named if kind == "to"] or [named[0][1]]  # someone must be in To
     cc = [a for _, a in named if a not in to]
-    subject = header_safe(rendered.subject)
-    token = f"[#{ticket.number}]"
-    subject = subject if token in subject else f"{token} {subject}"
+    subject = subject_with_token(rendered.subject, ticket.number)
     headers = [("From", _address(meta["from_name"], meta["from_address"])),
                ("To", ", ".join(to)), ("Cc", ", ".join(cc)), ("Reply-To", meta["reply_to"]),
                ("Subject", subject),

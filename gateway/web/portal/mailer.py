@@ -20,7 +20,7 @@ from gateway.config import Config
 from gateway.errors import SendError
 from gateway.outbound.outbox import header_safe
 from gateway.outbound.render import Renderer
-from gateway.outbound.smtp import MailSender, SmtpSender
+from gateway.outbound.smtp import MailSender, SmtpSender, outgoing
 
 log = logging.getLogger("gateway.portal")
 TEMPLATE = "portal/signin_link"
@@ -64,6 +64,6 @@ class LinkMailer:
         mail = self.compose(address, link, language, minutes)
         try:
             async with self.sender() as sender:
-                await sender.send(mail)
+                await sender.send(outgoing(mail))
         except SendError as exc:
             log.warning("%s sign-in link not sent: %s", mail["Message-ID"], exc)

@@ -1,14 +1,14 @@
 """outbox: index on (status, primary_address) for the mailer's per-recipient order
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-29 23:00:00
 """
 from alembic import op
 
 
-revision = '0010'
-down_revision = '0009'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
