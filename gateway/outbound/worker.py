@@ -69,9 +69,9 @@ class OutboxWorker:
             bell.forget(wake)
 
     def _pause(self, result: FlushResult) -> float:
-        """Until the next retry falls due, at most flush_seconds."""
+        """Until the next retry falls due, at most flush_seconds (all of it: the server is away)."""
         pause = self.config.outbound.flush_seconds
-        if result.next_due is not None:
+        if result.next_due is not None and not result.connection_lost:
             pause = min(pause, (result.next_due - datetime.now(UTC)).total_seconds())
         return max(pause, 0.0 if result.claimed else IDLE_FLOOR_SECONDS)
 
