@@ -42,26 +42,29 @@ PER_CONNECTION = 50
 class CountingHandler:
     """aiosmtpd handler: counts accepted mails and Message-IDs seen before."""
 
-    def __init__(self, count: Synchronized[int], doubled: Synchronized[int]) -> None:
-        self.count, self.doubled, self.seen = count, doubled, set[bytes]()
+    def __init__(self, count: Synchronized[int], doubled: Synchronized[int],
+                 contender: Synchronized[int]) -> None:
+        self.count, self.doubled, self.contender = count, doubled, contender
+        self.seen: set[tuple[int, bytes]] = set()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         data = bytes(envelope.original_content or envelope.content)
         start = data.find(b"Message-ID:")
         key = data[start:data.find(b"\r\n", start)] if start >= 0 else data[:200]
-        if key in self.seen:
+        mark = (self.contender.value, key)  # each contender sends the same mails once
+        if mark in self.seen:
             self.doubled.value += 1
-        self.seen.add(key)
+        self.seen.add(mark)
         self.count.value += 1
         return "250 OK"
 
 
 def serve(port: int, count: Synchronized[int], doubled: Synchronized[int],
-          ready: Any, done: Any) -> None:
+          contender: Synchronized[int], ready: Any, done: Any) -> None:
     """The server process: listen until told to stop."""
     from aiosmtpd.controller import Controller
 
-    controller = Controller(CountingHandler(count, doubled), hostname="127.0.0.1", port=port)
+    controller = Controller(CountingHandler(count, doubled, contender), hostname="127.0.0.1", port=port)
     controller.start()
     ready.set()
     done.wait()
@@ -75,6 +78,7 @@ class Sink:
     port: int
     count: Synchronized[int]
     doubled: Synchronized[int]
+    contender: Synchronized[int]
     done: Any
     process: multiprocessing.Process
 
@@ -87,14 +91,14 @@ def start_sink() -> Sink:
     from tests.servers.smtp import free_port
 
     context = multiprocessing.get_context("spawn")
-    count, doubled = context.Value("i", 0), context.Value("i", 0)
+    count, doubled, contender = context.Value("i", 0), context.Value("i", 0), context.Value("i", 0)
     ready, done = context.Event(), context.Event()
     port = free_port()
-    proc = context.Process(target=serve, args=(port, count, doubled, ready, done), daemon=True)
+    proc = context.Process(target=serve, args=(port, count, doubled, contender, ready, done), daemon=True)
     proc.start()
     if not ready.wait(30):
         raise RuntimeError("the SMTP sink did not start")
-    return Sink(port, count, doubled, done, proc)
+    return Sink(port, count, doubled, contender, done, proc)
 
 
 def bench_config(database: Path, port: int, connections: int) -> Config:
@@ -188,6 +192,7 @@ def main() -> None:
                               ("bytes", lambda db: bare_loop(db, sink, as_bytes=True)),
                               ("one", lambda db: mailer(db, sink, 1)),
                               ("default", lambda db: mailer(db, sink, 4))):
+                sink.contender.value += 1
                 copy = Path(tmp) / f"{name}.db"
                 shutil.copy(queued, copy)
                 rates[name] = asyncio.run(run(copy))
