@@ -16,6 +16,7 @@ from gateway.config import Config
 from gateway.intake.addresses import valid_address
 from gateway.intake.parse import ParsedMail
 from gateway.intake.raw import RawMail
+from store import blobs
 from store.models import Attachment, LedgerEntry, Message
 from store.queries import add_watcher, contact_for, hold_back, watcher_addresses
 
@@ -33,7 +34,7 @@ class Body:
 
 def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: int, key: str,
                   fingerprint: str, body: Body, classification: str, now: datetime) -> Message:
-    """The inbound message row and its attachments."""
+    """The inbound message row, its attachments and its raw original (bytes kept once each)."""
     message = Message(
         ticket_id=ticket_id, direction="in", kind=body.kind, public=body.public,
         message_id=mail.message_id, message_key=key, content_hash=fingerprint,
@@ -47,6 +48,7 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
         delivery_status=json.dumps([r.as_dict() for r in mail.delivery_reports[:100]],
                                    ensure_ascii=False),
         mailbox=raw.mailbox, created_at=now,
+        original=blobs.put(session, raw.data, compress=True) if raw.data else None,
     )
     session.add(message)
     session.flush()
@@ -55,7 +57,7 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
         session.add(Attachment(message_id=message.id, filename=item.filename,
                                content_type=item.content_type[:255], size=item.size,
                                content_id=(item.content_id or None) and item.content_id[:255],
-                               data=item.data))
+                               blob=blobs.put(session, item.data)))
     return message
 
 

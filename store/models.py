@@ -102,11 +102,29 @@ class Message(SQLModel, table=True):
     delivery_status: str = Field(default="[]", sa_column=Column(Text, nullable=False,
                                                                 default="[]"))
     mailbox: str | None = Field(default=None, max_length=200)
+    # The raw mail as it arrived (a compressed blob); None for our own mails and once purged.
+    original: str | None = Field(default=None, foreign_key="blob.sha256", max_length=64,
+                                 index=True)
+    created_at: datetime = _stamp()
+
+
+class Blob(SQLModel, table=True):
+    """Bytes kept once per content (attachments, raw originals), named by their SHA-256.
+
+    ``sha256`` is the digest of the bytes as they came; ``encoding`` says how ``data`` holds
+    them (``identity`` or ``zlib``). Rows refer to a blob by digest; a blob goes when nothing
+    refers to it any more (``store.blobs.release``).
+    """
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    encoding: str = Field(default="identity", max_length=10)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _stamp()
 
 
 class Attachment(SQLModel, table=True):
-    """A file that came with a message, stored with a safe name."""
+    """A file that came with a message, stored with a safe name; its bytes are a blob."""
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="message.id", index=True)
@@ -114,7 +132,7 @@ class Attachment(SQLModel, table=True):
     content_type: str = Field(max_length=255)
     size: int
     content_id: str | None = Field(default=None, max_length=255)
-    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    blob: str = Field(foreign_key="blob.sha256", max_length=64, index=True)
 
 
 class Watcher(SQLModel, table=True):
@@ -373,3 +391,14 @@ class PortalSession(SQLModel, table=True):
     last_seen_at: datetime = _stamp()
     expires_at: datetime = _stamp()
     revoked_at: datetime | None = _stamp(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """That an erasure or a purge happened, and when: never what was erased."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    action: str = Field(max_length=40)  # erase | purge
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _stamp()

@@ -23,6 +23,7 @@ from gateway.web.api.models import TicketIn
 from gateway.web.api.submit import Draft, kept_submission, message_id_for, render
 from gateway.web.tokens import SCOPES, Client, create_token, revoke_token, token_hash
 from store.db import transaction
+from store import blobs
 from store.models import Attachment, Message, OutboxMail, Ticket
 from store.queries import ticket_by_number
 from store.views import ticket_detail
@@ -199,7 +200,7 @@ def test_internal_notes_and_agent_only_mail_never_appear_in_any_api_response(doo
         session.add(agent)
         session.flush()
         session.add(Attachment(message_id=row.id or 0, filename="secret.txt", content_type="text/plain",
-                               size=6, data=b"SECRET"))
+                               size=6, blob=blobs.put(session, b"SECRET")))
         session.flush()
         secret_file = session.exec(select(Attachment.id)).first()
     view = {"customer": "anna@acme.example"}

@@ -12,6 +12,7 @@ from gateway.intake.nesting import MAX_DEPTH, limit_nesting
 from gateway.intake.parse import parse_mail
 from gateway.service import run_service
 from store.db import transaction
+from store import blobs
 from store.models import Attachment, LedgerEntry, Message, QuarantinedMail
 from tests.conftest import mail, mailbox_table, make_config
 from tests.servers.dovecot import Dovecot
@@ -88,11 +89,12 @@ async def test_deeply_nested_mails_are_stored_not_quarantined(engine: Engine, do
         nested = session.exec(select(Message).where(
             Message.message_id == f"deep-{folder}-mp@acme.example")).one()
         (kept,) = session.exec(select(Attachment).where(Attachment.message_id == nested.id)).all()
+        kept_data = blobs.read(session, kept.blob)
         chain = session.exec(select(Message).where(
             Message.message_id == f"deep-{folder}-fw@acme.example")).one()
     assert "kept whole as attachment nested-part-1.eml" in nested.defects
     assert (kept.filename, kept.content_type) == ("nested-part-1.eml", "message/rfc822")
-    assert kept.data.startswith(f'Content-Type: multipart/mixed; boundary="mp{MAX_DEPTH}"'.encode())
-    assert kept.data.endswith(f"--mp{MAX_DEPTH}--".encode())  # the whole part, nothing lost
-    assert b"the innermost words" in kept.data
+    assert kept_data.startswith(f'Content-Type: multipart/mixed; boundary="mp{MAX_DEPTH}"'.encode())
+    assert kept_data.endswith(f"--mp{MAX_DEPTH}--".encode())  # the whole part, nothing lost
+    assert b"the innermost words" in kept_data
     assert "Forward number 0" in chain.text and "nested-part-1.eml" in chain.defects

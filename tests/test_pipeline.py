@@ -9,6 +9,7 @@ from sqlmodel import func, select
 
 from gateway.pipeline import RawMail, process
 from store.db import transaction
+from store import blobs
 from store.models import Attachment, LedgerEntry, Message, QuarantinedMail, Watcher
 from tests.conftest import mail, make_config
 
@@ -90,7 +91,8 @@ def test_attachments_are_stored_with_their_bytes(engine: Engine) -> None:
     process(engine, make_config(), RawMail(raw, "ingest"))
     with transaction(engine) as session:
         item = session.exec(select(Attachment)).one()
-    assert (item.filename, item.content_type, item.data) == ("r.pdf", "application/pdf", b"%PDF-1.4\n")
+        data = blobs.read(session, item.blob)
+    assert (item.filename, item.content_type, data) == ("r.pdf", "application/pdf", b"%PDF-1.4\n")
 
 
 def test_oversized_mail_is_quarantined_with_its_bytes(engine: Engine) -> None:

@@ -42,6 +42,7 @@ from gateway.web.auth import Scope
 from gateway.web.context import WebContext, context
 from gateway.web.problems import Problem
 from gateway.web.tokens import Client
+from store import blobs
 from store.db import transaction
 from store.queries import message_by_key, ticket_by_number
 
@@ -283,7 +284,7 @@ def download(request: Request, number: str, attachment_id: int, client: Reader,
         if item is None:
             raise Problem(404, "not-found", "no such attachment on a public message of this ticket",
                           field="attachment_id")
-        data, name, ctype = item.data, item.filename, item.content_type
+        data, name, ctype = blobs.read(session, item.blob), item.filename, item.content_type
     return Response(data, media_type=ctype, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
         "X-Content-Type-Options": "nosniff",

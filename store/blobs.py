@@ -1,0 +1,84 @@
+"""Content-addressed bytes: each distinct file or raw mail kept once, by its SHA-256.
+
+``put`` stores bytes (compressed with zlib when asked and when that helps) and returns the
+digest rows refer to; ``read`` gives the bytes back. ``release`` deletes the blobs of a list
+that nothing refers to any more: an attachment row, a message's original. On PostgreSQL the
+foreign keys settle a race with a writer that just referred to the same blob: the delete
+then fails inside its savepoint and the blob stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable
+
+from sqlalchemy import delete, exists
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from store.models import Attachment, Blob, Message
+
+_MIN_SAVING = 0.9  # compressed data is kept only when it is at most 90 % of the bytes
+
+
+def digest(data: bytes) -> str:
+    """The name of some bytes: hex SHA-256.
+
+    >>> digest(b"")[:12]
+    'e3b0c44298fc'
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def put(session: Session, data: bytes, *, compress: bool = False) -> str:
+    """Store data once (a second put of the same bytes stores nothing) and return its digest."""
+    sha = digest(data)
+    known: set[str] = session.info.setdefault("blobs", set())
+    if sha in known or session.exec(select(exists().where(col(Blob.sha256) == sha))).one():
+        known.add(sha)
+        return sha
+    encoding, stored = "identity", data
+    if compress and data:
+        packed = zlib.compress(data, 6)
+        if len(packed) <= len(data) * _MIN_SAVING:
+            encoding, stored = "zlib", packed
+    values = {"sha256": sha, "size": len(data), "encoding": encoding, "data": stored}
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    session.execute(module.insert(Blob.__table__).values(**values).on_conflict_do_nothing())
+    known.add(sha)
+    return sha
+
+
+def read(session: Session, sha: str) -> bytes:
+    """The bytes of a blob (KeyError when it is gone)."""
+    blob = session.get(Blob, sha)
+    if blob is None:
+        raise KeyError(sha)
+    return zlib.decompress(blob.data) if blob.encoding == "zlib" else bytes(blob.data)
+
+
+def referenced(session: Session, sha: str) -> bool:
+    """Whether any attachment or message original still refers to the blob."""
+    by_file = session.exec(select(exists().where(col(Attachment.blob) == sha))).one()
+    by_mail = session.exec(select(exists().where(col(Message.original) == sha))).one()
+    return bool(by_file or by_mail)
+
+
+def release(session: Session, shas: Iterable[str]) -> int:
+    """Delete the blobs of shas that nothing refers to; returns how many went."""
+    session.flush()
+    gone = 0
+    for sha in dict.fromkeys(shas):
+        if referenced(session, sha):
+            continue
+        try:
+            with session.begin_nested():
+                result = session.execute(delete(Blob).where(col(Blob.sha256) == sha))
+        except IntegrityError:  # someone referred to it meanwhile: it stays
+            continue
+        gone += result.rowcount or 0  # type: ignore[attr-defined]
+        session.info.get("blobs", set()).discard(sha)
+    return gone
