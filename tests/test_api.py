@@ -22,8 +22,8 @@ from gateway.pipeline import process
 from gateway.web.api.models import TicketIn
 from gateway.web.api.submit import Draft, kept_submission, message_id_for, render
 from gateway.web.tokens import SCOPES, Client, create_token, revoke_token, token_hash
-from store.db import transaction
 from store import blobs
+from store.db import transaction
 from store.models import Attachment, Message, OutboxMail, Ticket
 from store.queries import ticket_by_number
 from store.views import ticket_detail

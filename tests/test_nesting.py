@@ -11,8 +11,8 @@ from sqlmodel import select
 from gateway.intake.nesting import MAX_DEPTH, limit_nesting
 from gateway.intake.parse import parse_mail
 from gateway.service import run_service
-from store.db import transaction
 from store import blobs
+from store.db import transaction
 from store.models import Attachment, LedgerEntry, Message, QuarantinedMail
 from tests.conftest import mail, mailbox_table, make_config
 from tests.servers.dovecot import Dovecot

@@ -8,8 +8,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
 from gateway.pipeline import RawMail, process
-from store.db import transaction
 from store import blobs
+from store.db import transaction
 from store.models import Attachment, LedgerEntry, Message, QuarantinedMail, Watcher
 from tests.conftest import mail, make_config
 
