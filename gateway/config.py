@@ -165,9 +165,11 @@ class _Folder(Section):
 
 
 class _Html(Section):
-    """[html]: which library cleans inbound HTML before it is stored or quoted."""
+    """[html]: which library cleans inbound HTML before it is stored or quoted; remote images."""
 
     sanitizer: Annotated[str, one_of("nh3", "bleach")] = "nh3"
+    # block: a remote image (a tracking pixel) is stored as a placeholder naming its host
+    remote_images: Annotated[str, one_of("block", "allow")] = "block"
 
 
 class _Performance(Section):
@@ -255,7 +257,8 @@ def _build(file: _File, path: Path | None) -> Config:
         secret=file.secret,
         trusted_authservers=file.trusted_authservers,
         trusted_relays=file.trusted_relays,
-        html_sanitizer=file.html.sanitizer,
+        html_sanitizer=file.html.sanitizer + (
+            "+remote-images" if file.html.remote_images == "allow" else ""),
         parse_workers=file.performance.parse_workers,
         http=file.http,
         webhooks=file.webhook,

@@ -110,7 +110,7 @@ class Config(BaseModel):
     secret: str = Field(default="", repr=False)
     trusted_authservers: tuple[str, ...] = ()  # Authentication-Results ids we believe
     trusted_relays: tuple[str, ...] = ()  # our hosts in Received "by" between them and us
-    html_sanitizer: str = "nh3"  # nh3 | bleach
+    html_sanitizer: str = "nh3"  # nh3 | bleach, "+remote-images": remote images kept
     parse_workers: int = 0  # processes that parse ahead of the store (0: parse in place)
     http: HttpConfig | None = None  # the HTTP server; None: off
     webhooks: tuple[WebhookConfig, ...] = ()
