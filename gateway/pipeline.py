@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,7 +57,7 @@ from gateway.rules.stage import (
     store_facts,
 )
 from gateway.statuses import DONE
-from gateway.thread.followup import ThreadMatch, find_thread
+from gateway.thread.followup import ThreadMatch, TicketRef, find_thread
 from gateway.thread.index import SessionThreadIndex
 from gateway.thread.landing import Landing, land, opens_new
 from gateway.timers.policy import responded, sync_timers
@@ -228,6 +229,9 @@ def dedupe(m: Inbound) -> Disposition | None:
     submitted = raw.submission
     m.key = mail.message_key
     m.fingerprint = submitted.fingerprint if submitted and submitted.fingerprint else mail.content_hash()
+    if raw.reprocess_of is not None:  # a new message by design: its own key, never a duplicate
+        m.key = message_key(f"{mail.message_id}\0reprocess\0{uuid.uuid4().hex}")
+        return None
     existing = message_by_key(m.session, m.key)
     if existing is not None and existing.content_hash != m.fingerprint and submitted \
             and submitted.exclusive:
@@ -248,10 +252,24 @@ def thread(m: Inbound) -> Disposition | None:
     """The ticket the mail refers to, by its Message-ID headers or our subject token, when the
     sender takes part in it (a bounce threads by the Message-ID it returns)."""
     agents = frozenset(a.address for a in m.config.agents)
-    m.match = find_thread(m.mail, SessionThreadIndex(m.session, agents), m.config.tickets,
-                          bounce="bounce" in m.verdict.classes)
+    if m.raw.reprocess_of is not None:
+        found = _reprocessed_ticket(m)
+        assert found.id is not None
+        m.match = ThreadMatch(TicketRef(found.id, found.number, found.status), "reprocess")
+    else:
+        m.match = find_thread(m.mail, SessionThreadIndex(m.session, agents), m.config.tickets,
+                              bounce="bounce" in m.verdict.classes)
     m.joined = m.session.get(Ticket, m.match.ticket.id) if m.match.ticket else None
     return None
+
+
+def _reprocessed_ticket(m: Inbound) -> Ticket:
+    """The ticket of the message whose original is run again (where it was merged to)."""
+    earlier = m.session.get(Message, m.raw.reprocess_of)
+    ticket = m.session.get(Ticket, earlier.ticket_id) if earlier else None
+    if ticket is None:
+        raise LookupError(f"message {m.raw.reprocess_of} to reprocess is gone")
+    return merge_target(m.session, ticket)
 
 
 def identify(m: Inbound) -> Disposition | None:
@@ -320,7 +338,10 @@ def land_on_ticket(m: Inbound) -> Disposition | None:
         m.landing = Landing(m.handled.ticket, m.handled.outcome, detail)
         m.body = Body(m.handled.kind, m.handled.public, m.agent.display_name, m.handled.text, "")
         return None
-    m.landing = land(m.session, m.config, m.raw, mail, m.verdict.label, m.match, m.now)
+    if m.raw.reprocess_of is not None and m.joined is not None:  # the status stays as it is
+        m.landing = Landing(m.joined, "followup", f"reprocessed message {m.raw.reprocess_of}")
+    else:
+        m.landing = land(m.session, m.config, m.raw, mail, m.verdict.label, m.match, m.now)
     kind = "bounce" if "bounce" in m.verdict.classes else (
         "auto-reply" if m.verdict.automatic else "customer")
     public, text = True, mail.text
@@ -392,6 +413,9 @@ def notify(m: Inbound) -> Disposition | None:
     """Queue the mails this event causes: acknowledgement, agent notes, relays, bounces."""
     ticket, message, landing = m.ticket, m.message, m.landing
     assert message is not None and landing is not None
+    if m.raw.reprocess_of is not None:
+        m.notes.append("reprocessed: nobody mailed again")
+        return None
     if m.handled is not None and m.agent is not None:
         notes = after_agent(m.session, m.config, ticket, message, m.agent, m.handled,
                             m.decisions, m.rules_changed_status, m.now)
@@ -413,6 +437,8 @@ def publish(m: Inbound) -> Disposition | None:
     """Queue the webhook events of this mail: ticket created, message received, status changed."""
     ticket, message = m.ticket, m.message
     assert message is not None
+    if m.raw.reprocess_of is not None:
+        return None
     opened = m.landing is not None and m.landing.outcome == "created"  # not a merge target
     if opened:
         emit(m.session, m.config, "ticket.created", ticket, m.now, message=message)

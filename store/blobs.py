@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, exists
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from store.models import Attachment, Blob, Message
 
@@ -47,7 +47,7 @@ def put(session: Session, data: bytes, *, compress: bool = False) -> str:
     values = {"sha256": sha, "size": len(data), "encoding": encoding, "data": stored}
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    session.execute(module.insert(Blob.__table__).values(**values).on_conflict_do_nothing())
+    session.execute(module.insert(SQLModel.metadata.tables["blob"]).values(**values).on_conflict_do_nothing())
     known.add(sha)
     return sha
 

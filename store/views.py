@@ -101,7 +101,21 @@ def _messages(session: Session, ticket: Ticket) -> list[dict[str, Any]]:
     outbox = {row.message_row: row for row in session.exec(
         select(OutboxMail).where(OutboxMail.ticket_id == ticket.id)).all()}
     blocked = _suppressed(session, outbox.values())
-    return [_message(session, m, outbox.get(m.id), blocked) for m in messages]
+    return [{"position": n, **_message(session, m, outbox.get(m.id), blocked)}
+            for n, m in enumerate(messages, 1)]
+
+
+def message_on_ticket(session: Session, number: str, which: str) -> Message | None:
+    """A ticket's message by its position in `tickets show` (1, 2, ...) or its Message-ID."""
+    ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+    if ticket is None:
+        return None
+    query = select(Message).where(Message.ticket_id == ticket.id).order_by(col(Message.id))
+    if which.isdigit():
+        return session.exec(query.offset(max(int(which) - 1, 0)).limit(1)).first() \
+            if int(which) >= 1 else None
+    wanted = which.strip().strip("<>")
+    return session.exec(query.where(Message.message_id == wanted)).first()
 
 
 def _suppressed(session: Session, rows: Any) -> set[str]:
@@ -177,6 +191,7 @@ def _message(session: Session, message: Message, outbox: OutboxMail | None = Non
         "defects": message.defects.splitlines(),
         "text": message.text,
         "html": message.html,
+        "original": message.original is not None,
         "attachments": [
             {"filename": f, "content_type": c, "size": s} for f, c, s in attachments
         ],

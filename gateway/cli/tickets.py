@@ -1,21 +1,33 @@
-"""`tickets list|show`: what is stored, for people and (with --json) for scripts."""
+"""`tickets list|show|original|reprocess`: what is stored, for people and (with --json) for
+scripts; a stored mail's raw original, printed or run through the pipeline again."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from gateway.cli.common import Subcommands, add_paging, command, fail, page, print_rows
+from gateway.cli.common import (
+    Subcommands,
+    add_paging,
+    command,
+    fail,
+    page,
+    print_rows,
+    rules_in_force,
+)
 from gateway.config import Config
 from gateway.durations import format_minutes
 from gateway.outbound.preview import fill_previews
+from gateway.pipeline import RawMail, process
 from gateway.thread.numbers import counter_scope, find_token, format_number
+from store import blobs
 from store.db import transaction
-from store.views import ticket_detail, ticket_rows
+from store.views import message_on_ticket, ticket_detail, ticket_rows
 
 LIST_COLUMNS = ("number", "status", "priority", "channel", "customer", "created_at", "subject")
 
@@ -30,9 +42,18 @@ def register(sub: Subcommands) -> None:
     tshow = tsub.add_parser("show")
     tshow.add_argument("number")
     tshow.add_argument("--json", action="store_true")
+    for name, help_text in (("original", "print a message's raw original mail as it arrived"),
+                            ("reprocess", "run a message's original through the pipeline "
+                                          "again, into a new message on the same ticket")):
+        action = tsub.add_parser(name, help=help_text)
+        action.add_argument("number")
+        action.add_argument("message", help="its position in `tickets show` (1, 2, ...) "
+                                            "or its Message-ID")
 
 
 def _tickets(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    if args.action in ("original", "reprocess"):
+        return _original(args, config, engine)
     if args.action == "list":
         return _list(engine, args)
     number = _wanted(config, args.number)
@@ -91,7 +112,9 @@ def _print_head(detail: dict[str, Any]) -> None:
 def _print_message(message: dict[str, Any]) -> None:
     """One message: who sent it, its outbox state, delivery reports, text, attachments."""
     sender = message["from"] or f"(no valid address: {message['from_raw'] or 'no From'})"
-    print(f"\n--- {message['kind']} from {sender} <{message['message_id']}>  {message['created_at']}")
+    kept = "" if message["original"] or message["direction"] == "out" else " (no original)"
+    print(f"\n--- #{message['position']} {message['kind']} from {sender} "
+          f"<{message['message_id']}>  {message['created_at']}{kept}")
     outbox = message["outbox"]
     if outbox is not None:
         print(f"[outbox] {_outbox_line(outbox)}")
@@ -136,3 +159,33 @@ def _print_time_and_timers(detail: dict[str, Any]) -> None:
     for timer in detail["timers"]:
         print(f"timer: {timer['kind']} due {timer['due_at']}" + (
             f" ({timer['note']})" if timer["note"] else ""))
+
+
+def _original(args: argparse.Namespace, config: Config, engine: Engine) -> int:
+    """Print the raw original byte for byte, or reprocess it into a new message."""
+    number = _wanted(config, args.number) or args.number
+    with transaction(engine) as session:
+        message = message_on_ticket(session, number, args.message)
+        if message is None:
+            return fail(f"ticket {args.number} has no message {args.message}")
+        if message.original is None:
+            why = "our own mail" if message.direction == "out" else "erased or purged by retention"
+            return fail(f"{args.number} message {args.message}: no original kept ({why})")
+        raw, row_id, box = blobs.read(session, message.original), message.id, message.mailbox
+    if args.action == "original":
+        sys.stdout.buffer.write(raw)
+        return 0
+    result = process(engine, config, RawMail(raw, "reprocess", channel=_channel(config, box),
+                                             reprocess_of=row_id),
+                     keep_failures=False, rules=rules_in_force(config))
+    if result.outcome != "followup":
+        return fail(f"{args.number} message {args.message}: {result.outcome}: {result.detail}")
+    print(f"{args.number} message {args.message} reprocessed into a new message on "
+          f"{result.ticket_number}")
+    return 0
+
+
+def _channel(config: Config, mailbox: str | None) -> str:
+    """The channel of the mailbox the mail came from, else the first channel."""
+    box = next((m for m in config.mailboxes if m.name == mailbox), None)
+    return box.channel if box else config.channels[0].name

@@ -34,3 +34,6 @@ class RawMail:
     channel: str = "support"
     source: str = "email"
     submission: Submission | None = None
+    # A stored message's original run through the pipeline again (its row id): it becomes a
+    # new message on the same ticket, and nobody is mailed again.
+    reprocess_of: int | None = None
