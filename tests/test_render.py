@@ -26,6 +26,9 @@ CONTEXT = {
               "due": "2026-11-24 09:00", "zone": "Europe/Berlin", "target": "first_response",
               "step": "breach", "sla": "standard", "hours": 8, "close_days": 7},
     "merged": {"number": "T20261122.0003", "subject": "Drucker <i>defekt</i>"},
+    "files": [{"filename": "log<b>.txt", "size": 10, "size_text": "10 B", "attached": True},
+              {"filename": "big.zip", "size": 9 << 20, "size_text": "9.0 MB", "attached": False}],
+    "inline_images": [{"cid": "img1@x", "filename": "shot.png"}],
 }
 
 
@@ -62,3 +65,20 @@ def test_admin_override_wins(tmp_path: Path) -> None:
     out = Renderer(tmp_path).render("customer/acknowledgement", "en", {**CONTEXT, "status": {}})
     assert out.subject == "[#T20261123.0007] Custom" and out.text == "Our own words.\n"
     assert "customer/extra" in template_names(tmp_path)
+
+
+def test_queued_rows_from_before_files_still_render() -> None:
+    """Rows queued by an older version carry no files or inline_images in their context."""
+    old = {k: v for k, v in CONTEXT.items() if k not in ("files", "inline_images")}
+    for name in ("agent/new_ticket", "agent/new_message", "customer/agent_reply"):
+        out = Renderer().render(name, "en", {**old, "status": customer_status("open", "en")})
+        assert "Files" not in out.text and "cid:" not in out.html
+
+
+def test_agent_notification_lists_files_and_says_which_are_attached() -> None:
+    out = Renderer().render("agent/new_message", "en", {**CONTEXT, "status": customer_status("open", "en")})
+    assert "- log<b>.txt (10 B, attached)" in out.text
+    assert "big.zip (9.0 MB, not attached" in out.text
+    assert "log&lt;b&gt;.txt" in out.html
+    reply = Renderer().render("customer/agent_reply", "en", {**CONTEXT, "status": customer_status("open", "en")})
+    assert 'src="cid:img1@x"' in reply.html

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     StringConstraints,
@@ -205,3 +206,8 @@ class OutboundConfig(Section):
     batch_size: PositiveInt = 50  # mails per claim, and at most per SMTP connection
     flush_seconds: PositiveFloat = 5.0  # look for mail queued by other processes this often
     connections: Annotated[int, Field(ge=1, le=32)] = 4  # SMTP connections sending at once
+    relay_attachments: bool = True  # an agent's files travel with the reply to the customer
+    # Total bytes of files on one relayed reply; files past it stay behind and the agent is told.
+    relay_max_bytes: NonNegativeInt = 20 * 1024 * 1024
+    # A customer's files are attached to agent notifications up to this total, else listed.
+    notify_attach_max_bytes: NonNegativeInt = 10 * 1024 * 1024

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import QP, Charset
+from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
+from gateway.outbound.files import File, file_parts
 from gateway.outbound.outbox import header_safe, subject_with_token
 from gateway.outbound.render import Renderer
 from store.models import Message, OutboxMail, Ticket
@@ -35,15 +38,13 @@ class Composed:
     html: str
 
 
-def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer) -> Composed:
-    """The MIME mail for an outbox row: rendered parts and our threading and loop headers."""
+def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer,
+            files: Sequence[File] = ()) -> Composed:
+    """The MIME mail for an outbox row: rendered parts, its files, our threading and loop headers."""
     context = json.loads(row.context)
     meta = context.pop("_meta")
     rendered = renderer.render(row.template, row.language, context)
-    # "=" never stands alone in quoted-printable text: this boundary cannot occur in a part
-    mail = MIMEMultipart("alternative", boundary=f"=_{uuid.uuid4().hex}")
-    mail.attach(_text_part(rendered.text, "plain"))
-    mail.attach(_text_part(rendered.html, "html"))
+    mail = _body(rendered.text, rendered.html, files)
     recipients = json.loads(row.recipients)
     named = [(r["kind"], _address(r["name"], r["address"])) for r in recipients]
     to = [a for kind, a in named if kind == "to"] or [named[0][1]]  # someone must be in To
@@ -87,6 +88,25 @@ class _Folded:
 
     def __str__(self) -> str:
         return self.value
+
+
+def _boundary() -> str:
+    """A part boundary: "=" never stands alone in quoted-printable text, so it cannot occur."""
+    return f"=_{uuid.uuid4().hex}"
+
+
+def _body(text: str, html: str, files: Sequence[File]) -> MIMEMultipart:
+    """Text and HTML as alternatives; inline images related to the HTML; other files mixed in."""
+    inline, attached = file_parts(files)
+    alternative = MIMEMultipart("alternative", boundary=_boundary())
+    alternative.attach(_text_part(text, "plain"))
+    shown: MIMEBase = _text_part(html, "html")
+    if inline:
+        shown = MIMEMultipart("related", boundary=_boundary(), _subparts=[shown, *inline])
+    alternative.attach(shown)
+    if not attached:
+        return alternative
+    return MIMEMultipart("mixed", boundary=_boundary(), _subparts=[alternative, *attached])
 
 
 def _text_part(body: str, subtype: str) -> MIMENonMultipart:

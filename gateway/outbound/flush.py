@@ -26,6 +26,7 @@ from sqlmodel import Session, col, func, select
 from gateway.config import Config
 from gateway.outbound.compose import compose
 from gateway.outbound.events import message_sent
+from gateway.outbound.files import files_for
 from gateway.outbound.lanes import RELEASE, Lane, Outcome, Prepared, Recorder, split
 from gateway.outbound.render import Renderer
 from gateway.outbound.smtp import MailSender, outgoing
@@ -138,7 +139,7 @@ def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],
             now: datetime, result: FlushResult) -> list[Prepared]:
     """Render the claimed rows ready for the wire; a template that fails is recorded as failed.
 
-    Three reads for the whole batch, one write of what each mail said (its Message row).
+    Four reads for the whole batch (and one per file), one write of what each mail said (its Message row).
     """
     failed_renders: dict[int, Outcome] = {}
     prepared: list[Prepared] = []
@@ -148,11 +149,12 @@ def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],
                             .order_by(col(OutboxMail.id))).all()
         messages = _by_id(session, Message, {row.message_row for row in rows})
         tickets = _by_id(session, Ticket, {row.ticket_id for row in rows})
+        files = files_for(session, messages)
         for row in rows:
             assert row.id is not None and row.message_row is not None
             message, ticket = messages[row.message_row], tickets[row.ticket_id]
             try:
-                composed = compose(row, message, ticket, renderer)
+                composed = compose(row, message, ticket, renderer, files.get(row.message_row, ()))
                 prepared.append(Prepared(row.id, row.primary_address, outgoing(composed.mail)))
             except Exception as exc:  # a broken (admin) template: record it, never crash
                 failed_renders[row.id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")

@@ -17,12 +17,13 @@ from gateway.config import AgentConfig, Config
 from gateway.intake.addresses import valid_address
 from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
+from gateway.outbound.files import Chosen, copy_to, described, files_of, inline, within
 from gateway.outbound.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
 from gateway.rules.stage import Decisions
 from gateway.statuses import agent_word, customer_status
 from gateway.thread.numbers import token
 from store.keys import message_key
-from store.models import CapHit, Contact, Message, Ticket, Watcher
+from store.models import Attachment, CapHit, Contact, Message, Ticket, Watcher
 from store.queries import hold_back, watcher_addresses
 
 log = logging.getLogger("gateway.notify")
@@ -51,7 +52,7 @@ def ticket_context(config: Config, ticket: Ticket, language: str) -> dict[str, A
                     "address": channel.address},
         "language": language,
         "message": None, "agent": None, "results": [], "reason": "", "not_relayed": False,
-        "timer": None, "merged": None,
+        "timer": None, "merged": None, "files": [], "inline_images": [],
     }
 
 
@@ -87,7 +88,7 @@ class Planner:
     def to_customer(self, template: str, about: Message | None, *, auto: str,
                     recipients: Sequence[Recipient] | None = None,
                     extra: dict[str, Any] | None = None, from_name: str | None = None,
-                    thread: Message | None = None) -> None:
+                    thread: Message | None = None, files: Sequence[Attachment] = ()) -> None:
         """One mail to the customer (and any CC recipients given); never for internal tickets.
 
         It threads under thread, else under about when that is public: an internal note's
@@ -118,7 +119,8 @@ class Planner:
         if thread is None and about is not None and about.public:
             thread = about
         self._queue(template, "customer", recipients, context, thread, auto,
-                    reply_to=self.channel.address, from_name=from_name or self.channel.display_name)
+                    reply_to=self.channel.address, from_name=from_name or self.channel.display_name,
+                    files=files)
 
     def _within_limits(self, recipients: Sequence[Recipient],
                        about: Message | None) -> list[Recipient]:
@@ -146,7 +148,7 @@ class Planner:
                                       maximum=maximum, addresses=addresses)
 
     def to_agent(self, template: str, agent: AgentConfig, about: Message | None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, files: Sequence[Attachment] = ()) -> None:
         """One mail to one agent (each agent gets their own, with their own Reply-To)."""
         language = language_for(self.config, self.ticket, None)
         context = ticket_context(self.config, self.ticket, language)
@@ -155,7 +157,7 @@ class Planner:
         context.update(extra or {})
         self._queue(template, "agent", [Recipient(agent.address, agent.display_name)], context,
                     about, "auto-generated", reply_to=self.reply_address(agent),
-                    from_name=self.channel.display_name)
+                    from_name=self.channel.display_name, files=files)
 
     def reply_address(self, agent: AgentConfig) -> str:
         """Where an agent's reply goes (the channel address; signed per agent when enabled)."""
@@ -163,12 +165,23 @@ class Planner:
 
     def _queue(self, template: str, audience: str, recipients: Sequence[Recipient],
                context: dict[str, Any], about: Message | None, auto: str, *, reply_to: str,
-               from_name: str) -> None:
+               from_name: str, files: Sequence[Attachment] = ()) -> None:
         refs = (about.references or "").split() if about else []
-        enqueue(self.session, self.config, self.ticket, template, audience, recipients, context,
+        queued = enqueue(self.session, self.config, self.ticket, template, audience, recipients, context,
                 now=self.now, auto_submitted=auto,
                 in_reply_to=about.message_id if about else None, references=refs,
                 reply_to=reply_to, from_name=from_name, from_address=self.channel.address)
+        if queued is not None and queued.message is not None:
+            copy_to(self.session, queued.message, files)
+
+    def tell_agents(self, template: str, agents: Sequence[AgentConfig], inbound: Message) -> None:
+        """A notification per agent, with the customer's files attached up to a size, else listed."""
+        files = files_of(self.session, inbound.id)
+        chosen = within(files, self.config.outbound.notify_attach_max_bytes)
+        listed = [{**d, "attached": f in chosen.attached} for f, d in zip(files, described(files),
+                                                                          strict=True)]
+        for agent in agents:
+            self.to_agent(template, agent, inbound, extra={"files": listed}, files=chosen.attached)
 
     def auto_reply(self, template: str, inbound: Message, verdict: Verdict) -> None:
         """An automatic reply to the sender of inbound, unless that could start a loop."""
@@ -212,11 +225,10 @@ def after_inbound(session: Session, config: Config, ticket: Ticket, inbound: Mes
             template = "portal/ticket_update" if ticket.source == "portal" else "customer/acknowledgement"
         if template is not False:
             plan.auto_reply(template, inbound, verdict)
-        for agent in plan.agents():
-            plan.to_agent("agent/new_ticket", agent, inbound)
+        plan.tell_agents("agent/new_ticket", plan.agents(), inbound)
     elif outcome == "followup" and customer_message:
-        for agent in _agents_to_tell(session, config, plan, ticket, inbound.from_address):
-            plan.to_agent("agent/new_message", agent, inbound)
+        plan.tell_agents("agent/new_message",
+                         _agents_to_tell(session, config, plan, ticket, inbound.from_address), inbound)
         copied = {a.address for a in [*mail.to, *mail.cc]}
         for watcher in _watchers(session, ticket, exclude={inbound.from_address, *copied}, config=config):
             if not update_allowed(session, config, watcher, now):
@@ -320,6 +332,7 @@ def after_agent(session: Session, config: Config, ticket: Ticket, message: Messa
     plan = Planner(session, config, ticket, now)
     last = _last_customer_mail(session, ticket)
     status_shown = False
+    left_behind: list[str] = []
     if handled.outcome == "created" and ticket.type == "request":
         plan.to_customer("customer/acknowledgement", None, auto="auto-replied")
         status_shown = True
@@ -328,17 +341,30 @@ def after_agent(session: Session, config: Config, ticket: Ticket, message: Messa
         recipients = [Recipient(customer.address, customer.name)] if customer else []
         recipients += [Recipient(w, kind="cc") for w in _watchers(session, ticket, set(), config)]
         if recipients:
+            chosen = _relayed_files(plan, message)
             plan.to_customer("customer/agent_reply", message, auto="no", recipients=recipients,
-                             extra={"agent": {"display_name": agent.display_name}},
-                             from_name=agent.display_name, thread=last)
+                             extra={"agent": {"display_name": agent.display_name},
+                                    "inline_images": [{"cid": f.content_id, "filename": f.filename}
+                                                      for f in chosen.attached if inline(f)]},
+                             from_name=agent.display_name, thread=last, files=chosen.attached)
             status_shown = True
+            left_behind = [f"{d['filename']} ({d['size_text']}) not sent to the customer: over "
+                           f"outbound.relay_max_bytes" for d in described(chosen.left)]
     changed = (handled.status_changed or rules_changed_status) and not status_shown
     rule_mails(plan, decisions, message, changed, thread=last)
-    if handled.results or handled.not_relayed:
+    if handled.results or handled.not_relayed or left_behind:
         plan.to_agent("agent/command_result", agent, message,
-                      extra={"results": handled.results, "reason": "",
+                      extra={"results": [*handled.results, *left_behind], "reason": "",
                              "not_relayed": handled.not_relayed})
+    plan.notes.extend(left_behind)
     return plan.notes
+
+
+def _relayed_files(plan: Planner, message: Message) -> Chosen:
+    """The agent's files that go to the customer with the reply (none when relaying is off)."""
+    outbound = plan.config.outbound
+    files = files_of(plan.session, message.id) if outbound.relay_attachments else []
+    return within(files, outbound.relay_max_bytes)
 
 
 def _last_customer_mail(session: Session, ticket: Ticket) -> Message | None:
