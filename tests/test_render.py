@@ -80,5 +80,6 @@ def test_agent_notification_lists_files_and_says_which_are_attached() -> None:
     assert "- log<b>.txt (10 B, attached)" in out.text
     assert "big.zip (9.0 MB, not attached" in out.text
     assert "log&lt;b&gt;.txt" in out.html
-    reply = Renderer().render("customer/agent_reply", "en", {**CONTEXT, "status": customer_status("open", "en")})
+    reply = Renderer().render("customer/agent_reply", "en",
+                              {**CONTEXT, "status": customer_status("open", "en")})
     assert 'src="cid:img1@x"' in reply.html
