@@ -47,6 +47,7 @@ from gateway.configmodels import (
     OrganisationConfig,
     OutboundConfig,
     PortalConfig,
+    RetentionConfig,
     Secret,
     Section,
     SlaConfig,
@@ -65,9 +66,9 @@ from gateway.errors import ConfigError
 __all__ = [
     "DEFAULT_CONFIG_PATH", "DEFAULT_DATABASE_URL", "LANGUAGES", "SMTP_GRANT", "AgentConfig",
     "BusinessHoursConfig", "ChannelConfig", "Config", "HttpConfig", "LimitsConfig",
-    "MailboxConfig", "OAuthConfig", "OrganisationConfig", "OutboundConfig", "PortalConfig", "SlaConfig",
-    "SmtpConfig", "TicketsConfig", "TimersConfig", "WebhookConfig", "config_folder", "is_loopback",
-    "load_config", "parse_config",
+    "MailboxConfig", "OAuthConfig", "OrganisationConfig", "OutboundConfig", "PortalConfig",
+    "RetentionConfig", "SlaConfig", "SmtpConfig", "TicketsConfig", "TimersConfig", "WebhookConfig",
+    "config_folder", "is_loopback", "load_config", "parse_config",
 ]
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -206,6 +207,7 @@ class _File(Section):
     sla: tuple[SlaConfig, ...] = Field(default=(), strict=False)
     timers: TimersConfig = TimersConfig()
     portal: PortalConfig | None = None
+    retention: RetentionConfig = RetentionConfig()
 
     @model_validator(mode="after")
     def _portal_needs(self) -> _File:
@@ -268,6 +270,7 @@ def _build(file: _File, path: Path | None) -> Config:
         slas=file.sla,
         timers=file.timers,
         portal=file.portal,
+        retention=file.retention,
     )
 
 

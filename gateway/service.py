@@ -25,7 +25,8 @@ from gateway.outbound.worker import OutboxWorker
 from gateway.pipeline import Disposition, RawMail, process
 from gateway.retry import backoff
 from gateway.rules.loader import RuleBook, vocabulary
-from gateway.timers.worker import TimerWorker
+from gateway.timers.retention import RetentionWorker
+from gateway.timers.worker import TimerWorker, utc_now
 from gateway.views.visibility import apply_config_organisations
 from gateway.web.app import create_app
 from gateway.web.health import Health
@@ -293,6 +294,8 @@ async def run_service(engine: Engine, config: Config, once: bool = False) -> dic
         jobs.append(hooks.run(stop))
     if not once and mailer is not None:
         jobs.append(mailer.run(stop))  # on SIGTERM: the mails in flight finish and are recorded
+    if not once and config.retention.enabled:
+        jobs.append(RetentionWorker(engine, config, utc_now).run(stop))
     if not once and config.http is not None:
         links = LinkMailer(engine, config, signins=signins) if config.portal is not None else None
         server = HttpServer(create_app(engine, config, health=health, rules=book, mailer=links),

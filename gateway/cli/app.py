@@ -1,5 +1,5 @@
 """The ticketgate command line: check, run, ingest, tickets, quarantine, outbox, rules, agents,
-tokens, organisations, report, auth."""
+tokens, organisations, report, auth, erase, purge."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from gateway.cli import access, mail, outbox, portal, report, run, setup, tickets
+from gateway.cli import access, mail, outbox, portal, privacy, report, run, setup, tickets
 from gateway.cli.common import open_store
 from gateway.config import load_config
 from gateway.errors import ConfigError, TicketgateError
 from gateway.logsetup import configure_logging
 
-GROUPS = (setup, run, mail, tickets, outbox, access, portal, report)  # the order of --help
+GROUPS = (setup, run, mail, tickets, outbox, access, portal, report, privacy)  # the order of --help
 
 
 def _parser() -> argparse.ArgumentParser:

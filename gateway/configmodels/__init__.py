@@ -45,6 +45,7 @@ from gateway.configmodels.servers import (
 from gateway.configmodels.timers import (
     WEEKDAY_NAMES,
     BusinessHoursConfig,
+    RetentionConfig,
     SlaConfig,
     TimersConfig,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "OrganisationConfig",
     "OutboundConfig",
     "PortalConfig",
+    "RetentionConfig",
     "Secret",
     "Section",
     "SlaConfig",
@@ -119,6 +121,7 @@ class Config(BaseModel):
     slas: tuple[SlaConfig, ...] = ()
     timers: TimersConfig = TimersConfig()
     portal: PortalConfig | None = None  # the customer portal; None: off
+    retention: RetentionConfig = RetentionConfig()
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """The fields for repr and str, with the database password masked."""

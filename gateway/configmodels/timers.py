@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationInfo,
@@ -147,3 +148,19 @@ class TimersConfig(Section):
 
     interval_seconds: PositiveFloat = 30.0
     batch_size: PositiveInt = 200
+
+
+class RetentionConfig(Section):
+    """[retention]: after how many days data is purged (0: kept for ever), and how often."""
+
+    closed_ticket_days: NonNegativeInt = 0  # resolved/closed tickets untouched that long, whole
+    quarantine_resolved_days: NonNegativeInt = 0  # quarantine entries retried or resolved
+    outbox_sent_days: NonNegativeInt = 0  # the outbox rows of sent mail (the message stays)
+    originals_days: NonNegativeInt = 0  # raw originals of stored mails
+    interval_minutes: PositiveInt = 60  # how often the service purges
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is ever purged."""
+        return any((self.closed_ticket_days, self.quarantine_resolved_days,
+                    self.outbox_sent_days, self.originals_days))
