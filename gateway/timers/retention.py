@@ -67,6 +67,7 @@ def purge_once(engine: Engine, config: Config, now: datetime, *, dry_run: bool =
                     session.rollback()
                 else:
                     session.commit()
+    done = +done  # the kinds of rows that went
     if done and not dry_run:
         with store_errors(), Session(engine) as session:
             summary = ", ".join(f"{n} {k}" for k, n in sorted(done.items()))
