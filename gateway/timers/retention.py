@@ -5,7 +5,7 @@ resolved or closed and untouched for ``closed_ticket_days`` (with their messages
 watchers, outbox and webhook rows, timers), quarantine entries resolved ``quarantine_resolved_days``
 ago, outbox rows of mail sent ``outbox_sent_days`` ago (the message itself stays), and raw
 originals older than ``originals_days``. A blob goes only when nothing refers to it any more.
-``dry_run`` counts the same rows and rolls back.
+``dry_run`` does the same in one transaction and rolls it back.
 """
 
 from __future__ import annotations
@@ -55,18 +55,17 @@ def purge_once(engine: Engine, config: Config, now: datetime, *, dry_run: bool =
     steps: list[tuple[int, Callable[[Session, datetime, Counter[str]], bool]]] = [
         (days.closed_ticket_days, _closed_tickets), (days.quarantine_resolved_days, _quarantine),
         (days.outbox_sent_days, _sent_outbox), (days.originals_days, _originals)]
-    for limit, step in steps:
-        if not limit:
-            continue
-        cutoff = now - timedelta(days=limit)
-        more = True
-        while more:
-            with store_errors(), Session(engine, expire_on_commit=False) as session:
-                more = step(session, cutoff, done) and not dry_run
-                if dry_run:
-                    session.rollback()
-                else:
+    with store_errors(), Session(engine, expire_on_commit=False) as session:
+        for limit, step in steps:
+            if not limit:
+                continue
+            cutoff = now - timedelta(days=limit)
+            while step(session, cutoff, done):  # batch by batch: a commit each, a dry run none
+                if not dry_run:
                     session.commit()
+            if not dry_run:
+                session.commit()
+        session.rollback()  # a dry run's deletions; nothing otherwise
     done = +done  # the kinds of rows that went
     if done and not dry_run:
         with store_errors(), Session(engine) as session:
@@ -144,6 +143,7 @@ class RetentionWorker:
 
     def __init__(self, engine: Engine, config: Config, clock: Callable[[], datetime]) -> None:
         self.engine, self.config, self.clock = engine, config, clock
+        self.passed = asyncio.Event()  # set after each pass (tests await it)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until stop: purge, then wait an interval (an outage or a bug waits and tries again)."""
@@ -156,5 +156,6 @@ class RetentionWorker:
                 log.warning("retention purge postponed, database unavailable: %s", exc)
             except Exception:  # never stop the service over a purge
                 log.exception("retention purge failed")
+            self.passed.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.retention.interval_minutes * 60)
