@@ -90,7 +90,7 @@ def test_attachments_are_stored_with_their_bytes(engine: Engine) -> None:
            b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--XX--\r\n")
     process(engine, make_config(), RawMail(raw, "ingest"))
     with transaction(engine) as session:
-        item = session.exec(select(Attachment)).one()
+        item = session.exec(select(Attachment).join(Message).where(Message.direction == "in")).one()
         data = blobs.read(session, item.blob)
     assert (item.filename, item.content_type, data) == ("r.pdf", "application/pdf", b"%PDF-1.4\n")
 
