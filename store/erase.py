@@ -31,6 +31,8 @@ from store.models import (
     Contact,
     Message,
     OutboxMail,
+    PortalLink,
+    PortalSession,
     QuarantinedMail,
     Suppression,
     Ticket,
@@ -166,8 +168,10 @@ def _without(addresses: str, address: str) -> str:
 
 def _small_rows(session: Session, address: str, contact: Contact | None, tickets: set[int],
                 done: Counter[str]) -> None:
-    """Watcher, suppression and cap-hit entries; quarantined mails naming them; the contact."""
-    for model, column in ((Watcher, Watcher.address), (Suppression, Suppression.address)):
+    """Watcher, suppression, portal sign-in and cap-hit entries; quarantined mails naming them;
+    the contact."""
+    for model, column in ((Watcher, Watcher.address), (Suppression, Suppression.address),
+                          (PortalLink, PortalLink.address), (PortalSession, PortalSession.address)):
         result = session.execute(delete(model).where(func.lower(column) == address))
         done[str(model.__tablename__)] += result.rowcount or 0  # type: ignore[attr-defined]
     for hit in session.exec(select(CapHit).where(col(CapHit.addresses).contains(address))).all():

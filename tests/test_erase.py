@@ -26,6 +26,8 @@ from store.models import (
     Contact,
     Message,
     OutboxMail,
+    PortalLink,
+    PortalSession,
     QuarantinedMail,
     Suppression,
     Ticket,
@@ -80,6 +82,8 @@ async def _history(engine: Engine, smtp: SmtpServer) -> tuple[Any, dict[str, str
                "test: unreadable", "z3@mail.example")
     with transaction(engine) as session:
         session.add(Suppression(address=ZOE, until=T0, reason=f"hard bounce for {ZOE}"))
+        session.add(PortalLink(token_hash="1" * 64, address=ZOE, created_at=T0, expires_at=T0))
+        session.add(PortalSession(token_hash="2" * 64, address=ZOE, csrf="c", expires_at=T0))
     await flush(engine, config)
     return config, numbers
 
@@ -161,6 +165,8 @@ async def test_erase_leaves_no_trace_and_other_tickets_whole(
         audit = session.exec(select(AuditEntry)).all()
         assert [a.action for a in audit] == ["erase"]
         assert session.exec(select(func.count()).select_from(QuarantinedMail)).one() == 0
+        assert session.exec(select(PortalSession)).all() == []  # signed out everywhere
+        assert session.exec(select(PortalLink)).all() == []
 
 
 async def test_erasing_someone_unknown_changes_nothing(

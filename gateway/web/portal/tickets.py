@@ -37,6 +37,7 @@ from gateway.web.portal.guard import PREFIX, visitor
 from gateway.web.portal.pages import PageError, language_for, render
 from gateway.web.portal.texts import TEXTS
 from gateway.web.tokens import Client
+from store import blobs
 from store.db import transaction
 from store.models import PortalSession
 from store.queries import find_contact
@@ -201,7 +202,7 @@ def download(request: Request, number: str, attachment_id: int) -> Response:
         item = public_attachment(session, ticket.id, attachment_id) if ticket and ticket.id else None
         if item is None:
             raise PageError(404)
-        data, name, ctype = item.data, item.filename, item.content_type
+        data, name, ctype = blobs.read(session, item.blob), item.filename, item.content_type
     return Response(data, media_type=ctype, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
         "Content-Security-Policy": "default-src 'none'; sandbox"})
