@@ -16,6 +16,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Table, func, or_, update
 from sqlalchemy import select as sa_select
@@ -65,6 +66,11 @@ def erase_person(session: Session, address: str) -> Counter[str]:
     return +done  # the kinds of rows that changed
 
 
+def _has(column: Any, text: str) -> ColumnElement[bool]:
+    """A text column contains text, in any case, with LIKE's wildcards taken literally."""
+    return func.lower(column).contains(text.lower(), autoescape=True)
+
+
 def _names(session: Session, address: str, contact: Contact | None) -> set[str]:
     """The display names the person went by."""
     found = {contact.name} if contact and contact.name else set()
@@ -80,8 +86,8 @@ def _tickets_of(session: Session, address: str, contact: Contact | None) -> set[
         found.update(i for i in session.exec(select(Ticket.id).where(
             Ticket.customer_id == contact.id)).all() if i is not None)
     found.update(session.exec(select(Watcher.ticket_id).where(Watcher.address == address)).all())
-    mentioned = or_(col(Message.from_address) == address, col(Message.to).contains(address),
-                    col(Message.cc).contains(address))
+    mentioned = or_(col(Message.from_address) == address, _has(Message.to, address),
+                    _has(Message.cc, address))
     found.update(session.exec(select(Message.ticket_id).where(mentioned)).all())
     return found
 
@@ -107,8 +113,8 @@ def _about_them(session: Session, address: str, released: list[str], done: Count
             released.append(item.blob)
             session.delete(item)
             done["attachment"] += 1
-    mentions = or_(*(col(WebhookDelivery.payload).contains(mid) for mid in theirs),
-                   func.lower(WebhookDelivery.payload).contains(address, autoescape=True))
+    mentions = or_(*(col(WebhookDelivery.payload).contains(mid, autoescape=True) for mid in theirs),
+                   _has(WebhookDelivery.payload, address))
     for hook_row in session.exec(select(WebhookDelivery).where(mentions)).all():
         session.delete(hook_row)
         done["webhook_outbox"] += 1
@@ -140,7 +146,7 @@ def _blank(session: Session, message: Message, released: list[str], done: Counte
 def _mails_to_them(session: Session, address: str, released: list[str],
                    done: Counter[str]) -> None:
     """Outbound mails: they leave the recipients; a mail to them alone is emptied."""
-    rows = session.exec(select(OutboxMail).where(col(OutboxMail.recipients).contains(address))).all()
+    rows = session.exec(select(OutboxMail).where(_has(OutboxMail.recipients, address))).all()
     for row in rows:
         left = [r for r in json.loads(row.recipients) if r.get("address", "").lower() != address]
         message = session.get(Message, row.message_row) if row.message_row else None
@@ -157,7 +163,7 @@ def _mails_to_them(session: Session, address: str, released: list[str],
             message.cc = _without(message.cc, address)
         done["outbox"] += 1
     for message in session.exec(select(Message).where(or_(
-            col(Message.to).contains(address), col(Message.cc).contains(address)))).all():
+            _has(Message.to, address), _has(Message.cc, address)))).all():
         message.to, message.cc = _without(message.to, address), _without(message.cc, address)
 
 
@@ -174,7 +180,7 @@ def _small_rows(session: Session, address: str, contact: Contact | None, tickets
                           (PortalLink, PortalLink.address), (PortalSession, PortalSession.address)):
         result = session.execute(delete(model).where(func.lower(column) == address))
         done[str(model.__tablename__)] += result.rowcount or 0  # type: ignore[attr-defined]
-    for hit in session.exec(select(CapHit).where(col(CapHit.addresses).contains(address))).all():
+    for hit in session.exec(select(CapHit).where(_has(CapHit.addresses, address))).all():
         hit.addresses = _without(hit.addresses, address)
         done["cap_hit"] += 1
     for entry in session.exec(select(QuarantinedMail)).all():

@@ -180,3 +180,14 @@ async def test_erasing_someone_unknown_changes_nothing(
     assert _traces(engine) == before
     assert main(["--config", str(config), "erase", "alice@example.com"]) == 1
     assert "is an agent's or one of our own addresses" in capsys.readouterr().err
+
+
+async def test_wildcards_in_the_address_are_taken_literally(
+        engine: Engine, smtp: SmtpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`_` and `%` are LIKE wildcards: erasing z_e... must not touch zoe's tickets."""
+    await _history(engine, smtp)
+    before = _traces(engine)
+    config = _config_file(tmp_path, engine)
+    assert main(["--config", str(config), "erase", "zoe_quandt@erase.example"]) == 0
+    assert main(["--config", str(config), "erase", "%@erase.example"]) in (0, 1)
+    assert _traces(engine) == before

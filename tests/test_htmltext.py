@@ -55,3 +55,18 @@ def test_remote_images_are_blocked_unless_allowed(engine: Engine, allow: bool) -
     else:
         assert "track.example.net/o.gif" not in stored
         assert "[image from track.example.net not loaded]" in stored
+
+
+@pytest.mark.parametrize("sanitizer", ["nh3", "bleach"])
+@pytest.mark.parametrize("img", [
+    '<img alt="a>b" src="http://t.example/x.gif">',  # a ">" inside a quoted attribute
+    "<img src='//t.example/y.gif'>",  # protocol-relative
+    '<IMG SRC="HTTPS://T.EXAMPLE/Z">',
+    '<img src=" https://t.example/q">',
+    '<img src="https&#58;//t.example/e">',
+])
+def test_every_spelling_of_a_remote_image_is_blocked(sanitizer: str, img: str) -> None:
+    from gateway.intake.htmltext import SANITIZERS
+
+    stored = SANITIZERS[sanitizer](f"<p>{img}</p>")
+    assert "<img" not in stored.lower() and "[image from t.example not loaded" in stored

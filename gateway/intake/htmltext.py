@@ -77,7 +77,7 @@ def sanitize_html(html: str) -> str:
     return cleaned.strip()
 
 
-_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_IMG = re.compile(r"""<img\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)  # ">" may be quoted
 _ATTR = re.compile(r"""\b(src|alt)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
