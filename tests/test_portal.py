@@ -128,7 +128,8 @@ def test_another_customers_ticket_and_files_are_404(site: Site) -> None:
     anna.sign_in(ANNA)
     assert anna.get(f"/portal/tickets/{mine}").status_code == 200
     with transaction(site.engine) as session:
-        attachment = session.exec(select(Attachment)).one()  # Carl's file
+        attachment = session.exec(select(Attachment).join(Message)
+                                  .where(Message.direction == "in")).one()  # Carl's file
     missing = anna.get("/portal/tickets/T00000000.0000")
     assert missing.status_code == 404
     for path in (f"/portal/tickets/{theirs}", f"/portal/tickets/{theirs}/attachments/{attachment.id}",
