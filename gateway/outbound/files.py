@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from gateway.config import Config
 from store import blobs
 from store.models import Attachment, Message
 
@@ -57,6 +58,13 @@ def within(files: Sequence[Attachment], max_bytes: int) -> Chosen:
         else:
             left.append(item)
     return Chosen(attached, left)
+
+
+def relayed_files(session: Session, config: Config, message: Message) -> Chosen:
+    """An agent's files that go to the customer with the reply (none when relaying is off)."""
+    outbound = config.outbound
+    files = files_of(session, message.id) if outbound.relay_attachments else []
+    return within(files, outbound.relay_max_bytes)
 
 
 def inline(item: Attachment) -> bool:

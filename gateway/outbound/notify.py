@@ -17,7 +17,7 @@ from gateway.config import AgentConfig, Config
 from gateway.intake.addresses import valid_address
 from gateway.intake.guard import Verdict
 from gateway.intake.parse import ParsedMail
-from gateway.outbound.files import Chosen, copy_to, described, files_of, inline, within
+from gateway.outbound.files import copy_to, described, files_of, inline, relayed_files, within
 from gateway.outbound.outbox import Recipient, ack_allowed, enqueue, suppress, update_allowed
 from gateway.rules.stage import Decisions
 from gateway.statuses import agent_word, customer_status
@@ -341,7 +341,7 @@ def after_agent(session: Session, config: Config, ticket: Ticket, message: Messa
         recipients = [Recipient(customer.address, customer.name)] if customer else []
         recipients += [Recipient(w, kind="cc") for w in _watchers(session, ticket, set(), config)]
         if recipients:
-            chosen = _relayed_files(plan, message)
+            chosen = relayed_files(session, config, message)
             plan.to_customer("customer/agent_reply", message, auto="no", recipients=recipients,
                              extra={"agent": {"display_name": agent.display_name},
                                     "inline_images": [{"cid": f.content_id, "filename": f.filename}
@@ -359,12 +359,6 @@ def after_agent(session: Session, config: Config, ticket: Ticket, message: Messa
     plan.notes.extend(left_behind)
     return plan.notes
 
-
-def _relayed_files(plan: Planner, message: Message) -> Chosen:
-    """The agent's files that go to the customer with the reply (none when relaying is off)."""
-    outbound = plan.config.outbound
-    files = files_of(plan.session, message.id) if outbound.relay_attachments else []
-    return within(files, outbound.relay_max_bytes)
 
 
 def _last_customer_mail(session: Session, ticket: Ticket) -> Message | None:
