@@ -22,13 +22,13 @@ def test_models_and_migrations_agree(engine: Engine) -> None:
 
 
 def test_attachment_bytes_move_into_blobs_once_per_content(db_url: str) -> None:
-    """0012 moves every attachment's bytes into a blob; equal files share one, none is lost."""
+    """0013 moves every attachment's bytes into a blob; equal files share one, none is lost."""
     engine = make_engine(db_url)
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0011")
+        command.upgrade(cfg, "0012")
         conn.execute(text("INSERT INTO ticket (number, subject, status, priority, channel, type, "
                           "source, categories, tags, created_at, updated_at) VALUES ('T1', '', "
                           "'new', 5, 'support', 'mail', 'email', '[]', '[]', :now, :now)"),

@@ -3,8 +3,8 @@
 Attachment bytes move into ``blob`` (one row per distinct content, named by SHA-256);
 ``message.original`` names a mail's raw original; ``audit`` records erasures and purges.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-30 00:00:00
 """
 import hashlib
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
