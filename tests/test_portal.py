@@ -381,3 +381,22 @@ def test_a_form_sent_after_the_session_ended_leads_back_to_its_ticket(site: Site
     answer = anna.post(f"/portal/tickets/{number}/reply", data={"csrf": token, "text": "late"})
     assert answer.status_code == 303
     assert answer.headers["location"] == f"/portal/signin?next=%2Fportal%2Ftickets%2F{number}"
+
+
+def test_sessions_long_expired_or_revoked_are_forgotten_at_the_next_sign_in(engine: Engine) -> None:
+    from gateway.web.portal.access import open_session
+
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    ages = {"expired-long-ago": (now - timedelta(days=40), None),
+            "revoked-long-ago": (now + timedelta(days=1), now - timedelta(days=31)),
+            "expired-lately": (now - timedelta(days=3), None), "live": (now + timedelta(hours=5), None)}
+    with transaction(engine) as session:
+        for name, (expires, revoked) in ages.items():
+            session.add(PortalSession(token_hash=hashlib.sha256(name.encode()).hexdigest(), address=name,
+                                      csrf="c", created_at=now - timedelta(days=60),
+                                      last_seen_at=now, expires_at=expires, revoked_at=revoked))
+    with transaction(engine) as session:
+        open_session(session, "anna@acme.example", 8, now)
+    with transaction(engine) as session:
+        left = sorted(session.exec(select(PortalSession.address)).all())
+    assert left == ["anna@acme.example", "expired-lately", "live"]

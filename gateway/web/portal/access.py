@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy import ColumnElement, delete, or_, update
 from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
@@ -22,6 +22,7 @@ from store.queries import find_contact
 
 RATE_WINDOW = timedelta(hours=1)
 KEEP_LINKS = timedelta(days=2)  # link requests older than this are forgotten
+KEEP_SESSIONS = timedelta(days=30)  # sessions this long after they expired or were revoked, too
 Outcome = Literal["sent", "unknown", "limited"]
 
 
@@ -94,7 +95,10 @@ class Opened:
 
 
 def open_session(session: Session, address: str, hours: int, now: datetime) -> Opened:
-    """A session for address, valid for hours."""
+    """A session for address, valid for hours; sessions long dead are forgotten on the way."""
+    gone = now - KEEP_SESSIONS
+    session.exec(delete(PortalSession).where(or_(
+        col(PortalSession.expires_at) < gone, col(PortalSession.revoked_at) < gone)))
     opened = Opened(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
     session.add(PortalSession(token_hash=token_hash(opened.token), address=address, csrf=opened.csrf,
                               created_at=now, last_seen_at=now,
