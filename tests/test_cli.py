@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from tests.clikit import config_file as _config
+from tests.clikit import run_cli as _run
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -23,21 +25,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # has no header block at all (not a mail).
 CORPUS_OUTCOMES = {"created": 71, "followup": 0, "duplicate": 24, "quarantined": 1}
 
-
-def _config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path}/t.db"\n'
-        '[[channel]]\nname = "support"\naddress = "support@example.com"\n' + extra,
-        encoding="utf-8",
-    )
-    return path
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_check_accepts_the_example_config(capsys: pytest.CaptureFixture[str],

@@ -26,6 +26,8 @@ from gateway.logsetup import configure_logging
 from gateway.outbound.outbox import suppress
 from store.db import make_engine, transaction
 from store.models import utcnow
+from tests.clikit import config_file as _config
+from tests.clikit import run_cli as _run
 from tests.conftest import mail
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
@@ -34,21 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-
-def _config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path}/t.db"\n'
-        '[[channel]]\nname = "support"\naddress = "support@example.com"\n' + extra,
-        encoding="utf-8",
-    )
-    return path
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _junk(tmp_path: Path) -> dict[str, Path]:
@@ -131,7 +118,7 @@ def test_queued_mail_shows_subject_recipients_and_state_in_text_and_json(
     assert ack["subject"].startswith(f"[#{number}] ") and "Printer jams" in ack["subject"]
     assert number in ack["text"]
     _code, out, _ = _run(capsys, "--config", config, "tickets", "show", number)
-    block = out.split("--- acknowledgement", 1)[1]
+    block = re.split(r"--- #\d+ acknowledgement", out, maxsplit=1)[1]
     assert "[outbox] queued to erika@muster.example (customer/acknowledgement), next attempt " in block
     assert f"Subject: [#{number}] " in block and "not sent yet" in block
 
