@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -154,8 +155,13 @@ class Story:
         return f"no acknowledgement{by}"
 
     def show_sent(self) -> None:
-        """The mails the SMTP sink received since the last call."""
-        for delivered in self.smtp.handler.delivered[self.seen:]:
+        """The mails the SMTP sink received since the last call, by ticket: the mailer's parallel
+        connections keep each recipient's order, not the order across recipients."""
+        rank = {"no": 0, "auto-replied": 1, "auto-generated": 2}
+        fresh = sorted(self.smtp.handler.delivered[self.seen:], key=lambda d: (
+            re.findall(r"\[#([^\]]+)\]", str(d.message["Subject"]))[:1],
+            rank.get(str(d.message["Auto-Submitted"]), 3), d.rcpt_tos))
+        for delivered in fresh:
             msg = delivered.message
             print(f"      sent to {', '.join(delivered.rcpt_tos)}: \"{msg['Subject']}\" "
                   f"(Auto-Submitted: {msg['Auto-Submitted']})")
