@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 from gateway.intake.charsets import decode_bytes, decode_header_text
+from gateway.intake.spool import Spool
 
 MAX_NAME_BYTES = 200
 _CONTROL_RUN = re.compile(r"[ \x00]*\x00[ \x00]*")  # after marking controls as NUL
@@ -64,24 +65,22 @@ def safe_filename(name: str, content_type: str, index: int) -> str:
 
 
 def attachment_from_part(part: Message, index: int, defects: list[str],
-                         hints: Sequence[str] = ()) -> ParsedAttachment:
-    """An attachment from a non-body MIME part (a nested mail is kept whole)."""
+                         hints: Sequence[str] = (), spool: Spool | None = None) -> ParsedAttachment:
+    """An attachment from a non-body MIME part (a nested mail is kept whole); a large body cut
+    out before parsing is decoded from the spool."""
     ctype = part.get_content_type()
     name = part_filename(part, hints)
     if ctype == "message/rfc822":
         inner = part.get_payload()
         nested = inner[0] if isinstance(inner, list) and inner else None
         data = _message_bytes(nested) if isinstance(nested, Message) else b""
+        data = spool.restore(data) if spool is not None and spool.cuts else data
         if not name and isinstance(nested, Message):
             subject = decode_header_text(nested.get("subject", "")) or "message"
             name = f"{subject}.eml"
     else:
-        try:
-            payload = part.get_payload(decode=True)
-        except (ValueError, TypeError, binascii.Error) as exc:
-            defects.append(f"attachment {index}: undecodable payload ({exc})")
-            payload = None
-        data = payload if isinstance(payload, bytes) else b""
+        spooled = spool.claim(part) if spool is not None else None
+        data = _decoded(part, index, defects) if spooled is None else spooled
     cid = part.get("content-id")
     return ParsedAttachment(
         filename=safe_filename(name, ctype, index),
@@ -89,6 +88,15 @@ def attachment_from_part(part: Message, index: int, defects: list[str],
         data=data,
         content_id=str(cid).strip().strip("<>") if cid else None,
     )
+
+
+def _decoded(part: Message, index: int, defects: list[str]) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        defects.append(f"attachment {index}: undecodable payload ({exc})")
+        payload = None
+    return payload if isinstance(payload, bytes) else b""
 
 
 def part_filename(part: Message, hints: Sequence[str] = ()) -> str:

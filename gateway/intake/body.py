@@ -27,6 +27,7 @@ from gateway.intake.attachments import ParsedAttachment, attachment_from_part
 from gateway.intake.charsets import decode_bytes
 from gateway.intake.dsn import DeliveryReport, read_reports, status_text
 from gateway.intake.htmltext import html_to_text
+from gateway.intake.spool import Spool
 
 _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,200})[ \t]*\r?$", re.MULTILINE)
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:\s*(<[^>\r\n]+>)")
@@ -54,11 +55,12 @@ class Walk:
     embedded: list[str] = field(default_factory=list)  # Message-IDs of nested mails
     reports: list[DeliveryReport] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    spool: Spool | None = None  # large bodies cut out before parsing
 
     def attach(self, part: Message) -> Rendering:
         """Keep part as an attachment; it adds nothing to the body."""
         self.attachments.append(attachment_from_part(part, len(self.attachments) + 1,
-                                                     self.defects, self.hints))
+                                                     self.defects, self.hints, self.spool))
         return Rendering()
 
 

@@ -27,7 +27,8 @@ MAX_DEPTH = 40
 """MIME levels that are parsed; the root message is level 0. Real mail needs a handful, a
 forward of a forward about three more per forward."""
 
-_CONTAINER = re.compile(rb"(?im)^content-type:[ \t]*(?:\r?\n[ \t]+)*\"?(?:multipart|message)/")
+# Led by the line break, not "^": a literal first character makes the scan about ten times faster.
+_CONTAINER = re.compile(rb"(?i)\ncontent-type:[ \t]*(?:\r?\n[ \t]+)*\"?(?:multipart|message)/")
 _CONTAINER_VALUE = re.compile(rb"(?i)\s*\"?(?:multipart|message)/")
 _HEADER = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")  # as the stdlib feed parser
 _BLANK = re.compile(rb"^(\r\n|\r|\n)$")
@@ -76,7 +77,8 @@ def limit_nesting(raw: bytes, max_depth: int = MAX_DEPTH) -> tuple[bytes, list[C
     >>> limit_nesting(b"Subject: flat\\n\\nhello\\n") == (b"Subject: flat\\n\\nhello\\n", [])
     True
     """
-    if 2 * len(_CONTAINER.findall(raw)) + 1 < max_depth:  # digests nest without headers
+    containers = len(_CONTAINER.findall(raw)) + bool(_CONTAINER.match(b"\n" + raw[:200]))
+    if 2 * containers + 1 < max_depth:  # digests nest without headers
         return raw, []
     lines = raw.splitlines(keepends=True)
     newline = b"\r\n" if lines and lines[0].endswith(b"\r\n") else b"\n"

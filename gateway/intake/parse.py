@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import email
 import email.utils
 import hashlib
-import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
-
-import mailparser
 
 from gateway.intake.addresses import Address, mailboxes
 from gateway.intake.attachments import ParsedAttachment, extract_uuencoded
@@ -21,10 +19,8 @@ from gateway.intake.dsn import DeliveryReport
 from gateway.intake.headerblock import repair_header_block
 from gateway.intake.htmltext import html_to_text, sanitize_html
 from gateway.intake.nesting import label_cut_parts, limit_nesting
+from gateway.intake.spool import Spool, cut_large_parts
 from store.keys import message_key
-
-# mail-parser logs ordinary multipart mail at warning level; its defects reach us as data.
-logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _FOLD = re.compile(r"\r?\n")
@@ -100,24 +96,33 @@ def parse_mail(raw: bytes, sanitize: Callable[[str], str] = sanitize_html) -> Pa
     """Parse raw bytes; damage becomes defects, not exceptions."""
     raw_in = raw
     raw, defects = repair_header_block(raw)
-    raw, cuts = limit_nesting(raw)  # parts nested too deep for the parser are kept whole
+    smaller, spool = cut_large_parts(raw)  # large base64 files are not held as lines
+    parsed = _parsed(smaller, raw_in, list(defects), sanitize, spool)
+    if not spool.complete:  # a cut body was not where a file belongs: read the mail as it is
+        parsed = _parsed(raw, raw_in, defects, sanitize, None)
+    return parsed
+
+
+def _parsed(raw: bytes, raw_in: bytes, defects: list[str], sanitize: Callable[[str], str],
+            spool: Spool | None) -> ParsedMail:
+    """One parse with the stdlib (compat32), parts nested too deep for it kept whole."""
+    raw, cuts = limit_nesting(raw)
     defects.extend(cut.note for cut in cuts)
-    try:
-        parser = mailparser.MailParser.from_bytes(raw)
-        msg: Message = parser.message
-        for entry in parser.defects:
-            for kind, items in entry.items():
-                defects.extend(f"{kind}: {item}" for item in items)
-    except Exception as exc:  # mail-parser gave up: the stdlib still reads what it can
-        defects.append(f"mail-parser failed: {type(exc).__name__}: {exc}")
-        msg = email.message_from_bytes(raw)
-    parsed = _from_message(msg, raw_in, defects, sanitize)
+    msg = email.message_from_bytes(raw)
+    defects.extend(structure_defects(msg))
+    parsed = _from_message(msg, raw_in, defects, sanitize, spool)
     parsed.attachments = label_cut_parts(parsed.attachments, cuts) if cuts else parsed.attachments
     return parsed
 
 
+def structure_defects(msg: Message) -> list[str]:
+    """The parser's defects of every part, as "type: Defect: what it means"."""
+    return [f"{part.get_content_type()}: {type(defect).__name__}: {defect.__doc__}"
+            for part in msg.walk() for defect in part.defects]
+
+
 def _from_message(msg: Message, raw: bytes, defects: list[str],
-                  sanitize: Callable[[str], str]) -> ParsedMail:
+                  sanitize: Callable[[str], str], spool: Spool | None) -> ParsedMail:
     raw_headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():  # raw strings: 8-bit bytes survive as surrogates
         raw_headers.setdefault(name.lower(), []).append(str(value))
@@ -128,7 +133,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
     for name, value in fields:
         headers.setdefault(name, []).append(value)
     message_id, synthetic = _message_id(raw_headers, raw)
-    walk = Walk(hints=hints, defects=defects)
+    walk = Walk(hints=hints, defects=defects, spool=spool)
     body = render(msg, walk)
     text = (body.text or "").replace("\x00", "")
     text, uuencoded = extract_uuencoded(text)
@@ -149,7 +154,7 @@ def _from_message(msg: Message, raw: bytes, defects: list[str],
         reply_to=people["reply-to"],
         in_reply_to=_ids(headers.get("in-reply-to", [None])[0]),
         references=_ids(" ".join(headers.get("references", []))),
-        date=_date(headers.get("date", [None])[0]),
+        date=_date(headers.get("date", [None])[0], defects),
         headers=headers,
         content_type=msg.get_content_type(),
         text=text,
@@ -202,10 +207,11 @@ def _ids(value: object) -> list[str]:
     return [f for f in found if f and len(f) < 500 and f.isprintable()]
 
 
-def _date(value: object) -> datetime | None:
+def _date(value: object, defects: list[str]) -> datetime | None:
     if value is None:
         return None
     try:
         return email.utils.parsedate_to_datetime(str(value))
     except (TypeError, ValueError, IndexError, OverflowError):
+        defects.append(f"Date: {str(value)[:200]!r} is not a date")
         return None
