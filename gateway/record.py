@@ -18,7 +18,7 @@ from gateway.intake.parse import ParsedMail
 from gateway.intake.raw import RawMail
 from store import blobs
 from store.models import Attachment, LedgerEntry, Message
-from store.queries import add_watcher, contact_for, hold_back, watcher_addresses
+from store.queries import add_watcher, contact_for, hold_back, insert_rows, watcher_addresses
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,12 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
     session.add(message)
     session.flush()
     assert message.id is not None
-    for item in mail.attachments:
-        session.add(Attachment(message_id=message.id, filename=item.filename,
-                               content_type=item.content_type[:255], size=item.size,
-                               content_id=(item.content_id or None) and item.content_id[:255],
-                               blob=blobs.put(session, item.data)))
+    insert_rows(session, Attachment, [
+        {"message_id": message.id, "filename": item.filename,
+         "content_type": item.content_type[:255], "size": item.size,
+         "content_id": (item.content_id or None) and item.content_id[:255],
+         "blob": blobs.put(session, item.data)}
+        for item in mail.attachments])
     return message
 
 
@@ -104,6 +105,7 @@ def add_copied_watchers(session: Session, config: Config, ticket_id: int, mail: 
 def write_ledger(session: Session, raw: RawMail, key: str, outcome: str, number: str | None,
                  detail: str) -> None:
     """The ledger entry: this copy of the mail is handled, with what became of it."""
-    session.add(LedgerEntry(mailbox=raw.mailbox, uidvalidity=raw.uidvalidity, uid=raw.uid,
-                            message_key=key, outcome=outcome, ticket_number=number,
-                            detail=detail[:2000]))
+    insert_rows(session, LedgerEntry, [{
+        "mailbox": raw.mailbox, "uidvalidity": raw.uidvalidity, "uid": raw.uid,
+        "message_key": key, "outcome": outcome, "ticket_number": number,
+        "detail": detail[:2000]}])

@@ -18,7 +18,7 @@ from gateway.rules.interpret import Known, decide_early, evaluate
 from gateway.rules.model import Facts, FileFact, Outcome, Rule, RuleTrace
 from gateway.statuses import move
 from store.models import Contact, Organisation, RuleHit, Ticket
-from store.queries import add_watcher, find_contact
+from store.queries import add_watcher, find_contact, insert_rows
 from store.timers import add_timer
 
 
@@ -163,13 +163,11 @@ def apply(session: Session, config: Config, ticket: Ticket, decisions: Decisions
             remind = actions["remind"]
             add_timer(session, ticket.id, "reminder", now + timedelta(minutes=remind["after_minutes"]),
                       note=remind["note"], created_by=f"rule ({event})", now=now)
-        for trace in outcome.fired:
-            session.add(RuleHit(
-                ticket_id=ticket.id, message_id=message_id, file=trace.rule.file,
-                rule=trace.rule.name, event=event,
-                actions=json.dumps(trace.rule.actions, ensure_ascii=False, default=str),
-                reasons="; ".join(why for _, _, why in trace.checks),
-            ))
+        insert_rows(session, RuleHit, [{
+            "ticket_id": ticket.id, "message_id": message_id, "file": trace.rule.file,
+            "rule": trace.rule.name, "event": event,
+            "actions": json.dumps(trace.rule.actions, ensure_ascii=False, default=str),
+            "reasons": "; ".join(why for _, _, why in trace.checks)} for trace in outcome.fired])
     return ticket.status != before
 
 
