@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, text
 from sqlmodel import Session, SQLModel, col, select
 
 from store.models import CapHit, Contact, LedgerEntry, Message, Organisation, Ticket, Watcher, utcnow
@@ -20,13 +20,51 @@ FREEMAIL_DOMAINS = frozenset({
 })
 
 
+LARGE_VALUE = 1024 * 1024
+"""Bytes from this size on go into SQLite by incremental blob I/O (``_insert_streamed``)."""
+_CHUNK = 1024 * 1024
+
+
 def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
     """Rows nothing reads back in this transaction, written in one statement (no ORM objects:
     building and flushing those costs more than the insert). created_at defaults to now."""
     if not rows:
         return
-    now = utcnow()
-    session.execute(insert(model), [{"created_at": now, **row} for row in rows])
+    table = model.__table__  # type: ignore[attr-defined]
+    stamp = {"created_at": utcnow()} if "created_at" in table.c else {}
+    filled = [{**stamp, **row} for row in rows]
+    if session.get_bind().dialect.name == "sqlite" and any(map(_large_values, filled)):
+        for row in filled:  # one by one, in order: the large ones are streamed
+            _insert_streamed(session, table, row)
+        return
+    session.execute(insert(table), filled)
+
+
+def _large_values(row: dict[str, Any]) -> dict[str, bytes]:
+    return {key: value for key, value in row.items()
+            if isinstance(value, bytes) and len(value) >= LARGE_VALUE}
+
+
+def _insert_streamed(session: Session, table: Any, row: dict[str, Any]) -> None:
+    """One row whose large values are written into place after the insert, a chunk at a time.
+
+    Bound as a parameter, SQLite copies a value twice (the binding, then the record it
+    builds): a 25 MB attachment would cost 50 MB more. A zero-filled blob of the right size
+    is inserted instead and filled through the connection's blob handle.
+    """
+    large = _large_values(row)
+    values = {**row, **{key: func.zeroblob(len(value)) for key, value in large.items()}}
+    session.flush()  # the rows it refers to first: this bypasses the unit of work
+    inserted = session.connection().execute(insert(table).values(**values)).inserted_primary_key
+    assert inserted is not None
+    rowid = inserted[0]
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    for column, data in large.items():
+        with connection.blobopen(table.name, column, rowid) as blob:
+            view = memoryview(data)
+            for start in range(0, len(data), _CHUNK):
+                blob.write(view[start:start + _CHUNK])
 
 
 def next_counter(session: Session, scope: str) -> int:

@@ -132,7 +132,7 @@ def test_defaults() -> None:
     assert config.database_url == "sqlite:///var/ticketgate.db"
     assert config.tickets.number_format == "date" and config.tickets.timezone == "UTC"
     assert config.mailboxes == ()
-    assert config.limits.max_message_bytes == 25 * 1024 * 1024
+    assert config.limits.max_message_bytes == 50 * 1024 * 1024
     limits = config.limits
     assert (limits.watchers_per_mail, limits.watchers_per_ticket, limits.recipients_per_mail,
             limits.recipients_per_event) == (20, 30, 30, 60)

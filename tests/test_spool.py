@@ -6,8 +6,16 @@ import base64
 import email
 import random
 
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
 from gateway.intake.parse import parse_mail
 from gateway.intake.spool import MIN_SPOOLED, cut_large_parts
+from gateway.pipeline import RawMail, process
+from store.db import transaction
+from store.models import Attachment
+from store.queries import LARGE_VALUE
+from tests.conftest import make_config
 
 HEAD = (b"From: Kunde <kunde@acme.example>\r\nTo: support@example.com\r\nSubject: Logs\r\n"
         b"Message-ID: <spool@acme.example>\r\nMIME-Version: 1.0\r\n")
@@ -73,3 +81,17 @@ def test_a_forwarded_mail_keeps_its_large_attachment() -> None:
     assert forwarded.content_type == "message/rfc822" and b"tgspool" not in forwarded.data
     again = email.message_from_bytes(forwarded.data)
     assert again.get_payload()[1].get_payload(decode=True) == data
+
+
+def test_a_large_attachment_is_stored_byte_for_byte(engine: Engine) -> None:
+    data = _file(LARGE_VALUE + 12345, seed=3)
+    small = _file(100, seed=4)
+    raw = _attached(data).replace(b"--b1--\r\n", b"--b1\r\nContent-Type: image/png\r\n"
+                                  b'Content-Disposition: attachment; filename="a.png"\r\n'
+                                  b"Content-Transfer-Encoding: base64\r\n\r\n" + _b64(small)
+                                  + b"--b1--\r\n")
+    assert process(engine, make_config(), RawMail(raw, "ingest")).outcome == "created"
+    with transaction(engine) as session:
+        stored = session.exec(select(Attachment).order_by(col(Attachment.id))).all()
+        assert [(a.filename, a.size, bytes(a.data)) for a in stored] == [
+            ("logs.zip", len(data), data), ("a.png", 100, small)]

@@ -155,7 +155,9 @@ class MailboxConfig(_Server):
 class LimitsConfig(Section):
     """Guards against oversized input and against the support address as a broadcaster."""
 
-    max_message_bytes: PositiveInt = 25 * 1024 * 1024
+    # The raw mail: 50 MiB lets a 25 MB attachment through (base64 makes it about 34 MiB),
+    # as the big providers accept; a large attachment costs about twice its mail in memory.
+    max_message_bytes: PositiveInt = 50 * 1024 * 1024
     watchers_per_mail: PositiveInt = 20  # people copied on one customer mail who become watchers
     watchers_per_ticket: PositiveInt = 30  # no copied person joins a ticket with this many watchers
     recipients_per_mail: PositiveInt = 30  # To and Cc of one outbound mail to customers

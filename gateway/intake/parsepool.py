@@ -21,6 +21,9 @@ from gateway.intake.parse import ParsedMail, parse_mail
 log = logging.getLogger("gateway.parse")
 
 MIN_BATCH = 8
+MAX_AHEAD_BYTES = 4 * 1024 * 1024
+"""Larger mails are parsed in place: their big parts are cut out before parsing anyway
+(``spool.py``), and sending their files back from the worker would hold them twice."""
 
 
 def exit_with_parent() -> None:
@@ -69,7 +72,7 @@ class ParsePool:
         pool = self._pool
         futures: list[asyncio.Future[ParsedMail | None] | None] = []
         for data in mails:
-            if len(data) > self.max_bytes:
+            if len(data) > min(self.max_bytes, MAX_AHEAD_BYTES):
                 futures.append(None)
                 continue
             job: Future[ParsedMail | None] = pool.submit(parse_in_worker, data, self.sanitizer)
