@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, text
+from sqlalchemy import bindparam, func, insert, text
 from sqlmodel import Session, SQLModel, col, select
 
 from store.models import CapHit, Contact, LedgerEntry, Message, Organisation, Ticket, Watcher, utcnow
@@ -90,9 +90,26 @@ def ticket_for_message_keys(session: Session, keys: Sequence[str]) -> Ticket | N
     ).first()
 
 
+# The look-ups every mail makes, built once: building a statement costs more than running it.
+_MESSAGE_BY_KEY = select(Message).where(Message.message_key == bindparam("key")).limit(1)
+_CONTACT = select(Contact).where(Contact.address == bindparam("address")).limit(1)
+_ORGANISATION = select(Organisation).where(Organisation.domain == bindparam("domain")).limit(1)
+_WATCHERS = select(Watcher.address).where(Watcher.ticket_id == bindparam("ticket_id"))
+_LEDGER = select(LedgerEntry.id).where(
+    LedgerEntry.mailbox == bindparam("mailbox"), LedgerEntry.uidvalidity == bindparam("uidvalidity"),
+    LedgerEntry.uid == bindparam("uid")).limit(1)
+_PARTICIPANTS = (select(Contact.address, Organisation.domain)
+                 .select_from(Ticket)
+                 .join(Contact, col(Contact.id) == col(Ticket.customer_id), isouter=True)
+                 .join(Organisation, col(Organisation.id) == col(Ticket.organisation_id),
+                       isouter=True)
+                 .where(Ticket.id == bindparam("ticket_id")))
+
+
 def message_by_key(session: Session, key: str) -> Message | None:
     """The stored message with this Message-ID key."""
-    return session.exec(select(Message).where(Message.message_key == key)).first()
+    found: Message | None = session.execute(_MESSAGE_BY_KEY, {"key": key}).scalars().first()
+    return found
 
 
 def ticket_by_number(session: Session, number: str) -> Ticket | None:
@@ -104,13 +121,7 @@ def takes_part(session: Session, ticket_id: int, address: str) -> bool:
     """Whether address is the ticket's customer, a watcher, or from the customer's organisation."""
     if address in watcher_addresses(session, ticket_id):
         return True
-    row = session.exec(
-        select(Contact.address, Organisation.domain)
-        .select_from(Ticket)
-        .join(Contact, col(Contact.id) == col(Ticket.customer_id), isouter=True)
-        .join(Organisation, col(Organisation.id) == col(Ticket.organisation_id), isouter=True)
-        .where(Ticket.id == ticket_id)
-    ).first()
+    row = session.execute(_PARTICIPANTS, {"ticket_id": ticket_id}).first()
     if row is None:
         return False
     customer, org_domain = row
@@ -122,7 +133,7 @@ def find_contact(session: Session, address: str) -> Contact | None:
     """The contact with this address, if known (looked up once per transaction)."""
     known: dict[str, Contact | None] = session.info.setdefault("contacts", {})
     if address not in known:
-        known[address] = session.exec(select(Contact).where(Contact.address == address)).first()
+        known[address] = session.execute(_CONTACT, {"address": address}).scalars().first()
     return known[address]
 
 
@@ -145,7 +156,7 @@ def organisation_for(session: Session, domain: str) -> Organisation | None:
     """The organisation of a mail domain (none for freemail providers)."""
     if not domain or domain in FREEMAIL_DOMAINS or "." not in domain:
         return None
-    org = session.exec(select(Organisation).where(Organisation.domain == domain)).first()
+    org: Organisation | None = session.execute(_ORGANISATION, {"domain": domain}).scalars().first()
     if org is None:
         org = Organisation(name=domain, domain=domain)
         session.add(org)
@@ -157,8 +168,7 @@ def watcher_addresses(session: Session, ticket_id: int) -> set[str]:
     """The ticket's watchers (read once per transaction, kept current by add_watcher)."""
     cache: dict[int, set[str]] = session.info.setdefault("watchers", {})
     if ticket_id not in cache:
-        cache[ticket_id] = set(session.exec(
-            select(Watcher.address).where(Watcher.ticket_id == ticket_id)).all())
+        cache[ticket_id] = set(session.execute(_WATCHERS, {"ticket_id": ticket_id}).scalars())
     return cache[ticket_id]
 
 
@@ -193,13 +203,12 @@ def ledger_has(session: Session, mailbox: str, uidvalidity: int | None, uid: int
     """Whether this mailbox copy of a mail was processed already."""
     if uid is None:
         return False
-    return session.exec(
-        select(LedgerEntry.id).where(
-            LedgerEntry.mailbox == mailbox,
-            LedgerEntry.uidvalidity == uidvalidity,
-            LedgerEntry.uid == uid,
-        )
-    ).first() is not None
+    if uidvalidity is None:  # "= NULL" matches nothing: this one needs IS NULL
+        return session.exec(select(LedgerEntry.id).where(
+            LedgerEntry.mailbox == mailbox, col(LedgerEntry.uidvalidity).is_(None),
+            LedgerEntry.uid == uid)).first() is not None
+    params = {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid}
+    return session.execute(_LEDGER, params).first() is not None
 
 
 def processed_uids(session: Session, mailbox: str, uidvalidity: int,

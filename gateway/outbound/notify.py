@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from gateway.agents.commands import Command
@@ -265,12 +266,15 @@ def _agents_to_tell(session: Session, config: Config, plan: Planner, ticket: Tic
     return chosen or [a for a in plan.agents() if a.address != author]
 
 
+_WATCHERS_IN_ORDER = select(Watcher.address).where(
+    Watcher.ticket_id == bindparam("ticket_id")).order_by(col(Watcher.id))  # built once
+
+
 def _watchers(session: Session, ticket: Ticket, exclude: set[str], config: Config) -> list[str]:
     """Non-agent watchers (CC'd people) to tell about public activity, minus exclude."""
     agents = {a.address for a in config.agents}
     customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
-    rows = session.exec(select(Watcher.address).where(Watcher.ticket_id == ticket.id)
-                        .order_by(col(Watcher.id))).all()
+    rows = session.execute(_WATCHERS_IN_ORDER, {"ticket_id": ticket.id}).scalars().all()
     skip = exclude | agents | ({customer.address} if customer else set())
     return [address for address in rows if address not in skip]
 

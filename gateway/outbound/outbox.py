@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
 
 from gateway.config import Config
@@ -48,12 +49,21 @@ class Recipient:
     kind: str = "to"  # to | cc
 
 
+# The rate-limit and suppression look-ups every mail makes, built once.
+_SUPPRESSED = select(Suppression.address).where(col(Suppression.until) > bindparam("now"))
+_RECENT = select(func.count()).select_from(OutboxMail).where(
+    col(OutboxMail.template).in_(bindparam("templates", expanding=True)),
+    OutboxMail.primary_address == bindparam("address"),
+    col(OutboxMail.created_at) >= bindparam("since"))
+_ACKS_ON_TICKET = select(func.count()).select_from(OutboxMail).where(
+    col(OutboxMail.template).in_(ACK_TEMPLATES), OutboxMail.ticket_id == bindparam("ticket_id"))
+
+
 def suppressed(session: Session, address: str, now: datetime) -> bool:
     """Whether a hard bounce keeps us from mailing this address now (one query a transaction)."""
     active: set[str] | None = session.info.get("suppressed")
     if active is None:
-        active = set(session.exec(
-            select(Suppression.address).where(col(Suppression.until) > now)).all())
+        active = set(session.execute(_SUPPRESSED, {"now": now}).scalars())
         session.info["suppressed"] = active
     return address.lower() in active
 
@@ -72,13 +82,8 @@ def suppress(session: Session, address: str, until: datetime, reason: str,
 
 def _recent(session: Session, address: str, templates: frozenset[str], since: datetime) -> int:
     """How many mails of these templates went to address since a time."""
-    return int(session.exec(
-        select(func.count()).select_from(OutboxMail).where(
-            col(OutboxMail.template).in_(templates),
-            OutboxMail.primary_address == address,
-            col(OutboxMail.created_at) >= since,
-        )
-    ).one())
+    params = {"templates": sorted(templates), "address": address, "since": since}
+    return int(session.execute(_RECENT, params).scalar_one())
 
 
 def update_allowed(session: Session, config: Config, address: str, now: datetime) -> bool:
@@ -94,10 +99,7 @@ def ack_allowed(session: Session, config: Config, address: str, ticket_id: int,
     if per_recipient >= config.outbound.ack_limit_per_recipient_hour:
         return (f"{per_recipient} automatic replies to {address} in the last hour "
                 f"(limit {config.outbound.ack_limit_per_recipient_hour})")
-    per_ticket = session.exec(
-        select(func.count()).select_from(OutboxMail).where(
-            col(OutboxMail.template).in_(ACK_TEMPLATES), OutboxMail.ticket_id == ticket_id)
-    ).one()
+    per_ticket = session.execute(_ACKS_ON_TICKET, {"ticket_id": ticket_id}).scalar_one()
     if per_ticket >= config.outbound.ack_limit_per_ticket:
         return (f"{per_ticket} automatic replies on this ticket already "
                 f"(limit {config.outbound.ack_limit_per_ticket})")

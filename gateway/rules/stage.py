@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from gateway.config import Config
@@ -68,6 +69,10 @@ def message_facts(config: Config, mail: ParsedMail, verdict: Verdict, *, source:
     )
 
 
+_ORGANISATION_NAME = select(Organisation.name).where(
+    Organisation.domain == bindparam("domain")).limit(1)  # built once: every mail asks
+
+
 def store_facts(session: Session, facts: Facts, *, ticket: Ticket | None = None,
                 author: str = "customer", organisation: str | None = None) -> Facts:
     """The mail's facts completed from the database: the sender known, the joined ticket.
@@ -80,9 +85,8 @@ def store_facts(session: Session, facts: Facts, *, ticket: Ticket | None = None,
     if sender is not None:
         known = find_contact(session, sender.address) is not None
     if domain:
-        organisation = session.exec(
-            select(Organisation.name).where(Organisation.domain == domain)
-        ).first() or organisation
+        organisation = session.execute(_ORGANISATION_NAME, {"domain": domain}).scalar() \
+            or organisation
     return replace(
         facts,
         channel=ticket.channel if ticket else facts.channel,

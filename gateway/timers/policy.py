@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from gateway.config import Config
@@ -27,6 +28,10 @@ SLA_KINDS = {  # kind -> (target, what happens)
     "sla_resolution_breach": ("resolution", "breach"),
 }
 MANAGED = (WAITING_REMINDER, AUTO_CLOSE, IDLE, *SLA_KINDS)
+# Built once: every mail syncs its ticket's timers.
+_LIVE_TIMERS = select(Timer).where(Timer.ticket_id == bindparam("ticket_id"),
+                                   col(Timer.kind).in_(MANAGED),
+                                   col(Timer.status).in_(("pending", "fired")))
 __all__ = ["MANAGED", "SLA_KINDS", "aware", "responded", "sync_timers", "wanted_timers"]
 
 
@@ -72,10 +77,7 @@ def sync_timers(session: Session, config: Config, ticket: Ticket, now: datetime)
     """Create, move or cancel the ticket's managed timers to match wanted_timers."""
     assert ticket.id is not None
     wanted = wanted_timers(config, ticket)
-    existing = session.exec(
-        select(Timer).where(Timer.ticket_id == ticket.id, col(Timer.kind).in_(MANAGED),
-                            col(Timer.status).in_(("pending", "fired")))
-    ).all()
+    existing = session.execute(_LIVE_TIMERS, {"ticket_id": ticket.id}).scalars().all()
     for kind in MANAGED:
         due = wanted.get(kind)
         pending = [t for t in existing if t.kind == kind and t.status == "pending"]
