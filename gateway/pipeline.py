@@ -65,7 +65,7 @@ from gateway.views.visibility import is_public
 from store.db import transaction
 from store.keys import message_key
 from store.models import LedgerEntry, Message, QuarantinedMail, Ticket
-from store.queries import ledger_has, message_by_key, ticket_by_number
+from store.queries import insert_rows, ledger_has, message_by_key, ticket_by_number
 from store.timers import merge_target
 
 __all__ = ["Disposition", "RawMail", "StoreUnavailable", "process", "quarantine"]
@@ -193,12 +193,12 @@ def quarantine(engine: Engine, raw: RawMail, reason: str, message_id: str) -> Di
         with store_errors(), transaction(engine) as session:
             if ledger_has(session, raw.mailbox, raw.uidvalidity, raw.uid):
                 return Disposition("duplicate", message_id, detail="already in ledger")
-            session.add(QuarantinedMail(mailbox=raw.mailbox, uidvalidity=raw.uidvalidity,
-                                        uid=raw.uid, message_key=key, reason=reason[:2000],
-                                        raw=raw.data))
-            session.add(LedgerEntry(mailbox=raw.mailbox, uidvalidity=raw.uidvalidity,
-                                    uid=raw.uid, message_key=key, outcome="quarantined",
-                                    detail=reason[:2000]))
+            where = {"mailbox": raw.mailbox, "uidvalidity": raw.uidvalidity, "uid": raw.uid,
+                     "message_key": key}
+            insert_rows(session, QuarantinedMail, [{**where, "reason": reason[:2000],
+                                                    "raw": raw.data}])
+            insert_rows(session, LedgerEntry, [{**where, "outcome": "quarantined",
+                                                "detail": reason[:2000]}])
     except IntegrityError:
         return Disposition("duplicate", message_id, detail="already in ledger")
     log.warning("%s quarantined: %s", message_id, reason)
