@@ -57,14 +57,18 @@ def _insert_streamed(session: Session, table: Any, row: dict[str, Any]) -> None:
     session.flush()  # the rows it refers to first: this bypasses the unit of work
     inserted = session.connection().execute(insert(table).values(**values)).inserted_primary_key
     assert inserted is not None
-    rowid = inserted[0]
+    for column, data in large.items():
+        fill_blob(session, table.name, column, inserted[0], data)
+
+
+def fill_blob(session: Session, table: str, column: str, rowid: int, data: bytes) -> None:
+    """Write data into a SQLite row's zero-filled blob of the same size, a chunk at a time."""
     connection = session.connection().connection.driver_connection
     assert connection is not None
-    for column, data in large.items():
-        with connection.blobopen(table.name, column, rowid) as blob:
-            view = memoryview(data)
-            for start in range(0, len(data), _CHUNK):
-                blob.write(view[start:start + _CHUNK])
+    with connection.blobopen(table, column, rowid) as blob:
+        view = memoryview(data)
+        for start in range(0, len(data), _CHUNK):
+            blob.write(view[start:start + _CHUNK])
 
 
 def next_counter(session: Session, scope: str) -> int:
