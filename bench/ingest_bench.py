@@ -222,7 +222,7 @@ def main() -> None:
         floor_child(args.floor_child)
         return
     command = ("python bench/ingest_bench.py" + (f" -n {args.mails}" if args.mails != 2000 else "")
-               + (" --bleach" if args.bleach else ""))
+               + (" --bleach" if args.bleach else "") + (" --no-peer" if args.no_peer else ""))
     generated = generate_mails(args.mails, args.seed)
     mails = [m.raw for m in generated]
     print(summary(generated), flush=True)
