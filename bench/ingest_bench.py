@@ -245,7 +245,7 @@ def main() -> None:
                                   sanitizer=sanitizer)
             usage = measure([str(TICKETGATE), "--config", str(config), "run", "--once"],
                             BASE / f"{user}.log", stdout=BASE / f"{user}.out")
-            out = (BASE / f"{user}.out").read_text().strip()
+            out = (BASE / f"{user}.out").read_text().strip().rpartition("\n")[2]  # the summary
             left = dovecot.count(user=user)
             if usage.returncode != 0 or left:
                 notes.append(f"{label} exited {usage.returncode} with {left} mails left in INBOX "
