@@ -13,12 +13,13 @@ import hashlib
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import delete, exists
+from sqlalchemy import delete, exists, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from store.models import Attachment, Blob, Message
+from store.queries import LARGE_VALUE, fill_blob
 
 _MIN_SAVING = 0.9  # compressed data is kept only when it is at most 90 % of the bytes
 
@@ -44,10 +45,17 @@ def put(session: Session, data: bytes, *, compress: bool = False) -> str:
         packed = zlib.compress(data, 1)  # the fastest level: mail text packs nearly as well
         if len(packed) <= len(data) * _MIN_SAVING:
             encoding, stored = "zlib", packed
-    values = {"sha256": sha, "size": len(data), "encoding": encoding, "data": stored}
     dialect = session.get_bind().dialect.name
+    streamed = dialect == "sqlite" and len(stored) >= LARGE_VALUE  # SQLite would copy it twice
+    values = {"sha256": sha, "size": len(data), "encoding": encoding,
+              "data": func.zeroblob(len(stored)) if streamed else stored}
     module = postgresql if dialect == "postgresql" else sqlite
-    session.execute(module.insert(SQLModel.metadata.tables["blob"]).values(**values).on_conflict_do_nothing())
+    table = SQLModel.metadata.tables["blob"]
+    inserted = session.execute(module.insert(table).values(**values).on_conflict_do_nothing())
+    if streamed and inserted.rowcount:  # type: ignore[attr-defined]
+        rowid = session.execute(text("SELECT rowid FROM blob WHERE sha256 = :sha"),
+                                {"sha": sha}).scalar_one()
+        fill_blob(session, "blob", "data", rowid, stored)
     known.add(sha)
     return sha
 

@@ -12,8 +12,9 @@ from sqlmodel import col, select
 from gateway.intake.parse import parse_mail
 from gateway.intake.spool import MIN_SPOOLED, cut_large_parts
 from gateway.pipeline import RawMail, process
+from store import blobs
 from store.db import transaction
-from store.models import Attachment
+from store.models import Attachment, Message
 from store.queries import LARGE_VALUE
 from tests.conftest import make_config
 
@@ -92,6 +93,8 @@ def test_a_large_attachment_is_stored_byte_for_byte(engine: Engine) -> None:
                                   + b"--b1--\r\n")
     assert process(engine, make_config(), RawMail(raw, "ingest")).outcome == "created"
     with transaction(engine) as session:
-        stored = session.exec(select(Attachment).order_by(col(Attachment.id))).all()
-        assert [(a.filename, a.size, bytes(a.data)) for a in stored] == [
+        inbound = session.exec(select(Message.id).where(Message.direction == "in")).one()
+        stored = session.exec(select(Attachment).where(Attachment.message_id == inbound)
+                              .order_by(col(Attachment.id))).all()
+        assert [(a.filename, a.size, blobs.read(session, a.blob)) for a in stored] == [
             ("logs.zip", len(data), data), ("a.png", 100, small)]
