@@ -28,6 +28,7 @@ def _demo(language: str) -> str:
     return _OUR_IDS.sub("<MESSAGE-ID@example.com>", done.stdout)
 
 
+@pytest.mark.slow  # the whole demo twice: a few minutes
 @pytest.mark.parametrize("language", ["en", "de"])
 def test_the_demo_tells_the_checked_in_story(language: str) -> None:
     expected_file = TRANSCRIPTS / f"demo.{language}.txt"
