@@ -119,8 +119,8 @@ class Blob(SQLModel, table=True):
     sha256: str = Field(primary_key=True, max_length=64)
     size: int
     encoding: str = Field(default="identity", max_length=10)
-    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _stamp()
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # last: see store.blobs.put
 
 
 class Attachment(SQLModel, table=True):

@@ -27,8 +27,8 @@ def upgrade() -> None:
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('encoding', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-    sa.Column('data', sa.LargeBinary(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),  # last: SQLite streams a trailing blob
     sa.PrimaryKeyConstraint('sha256')
     )
     op.create_table('audit',
