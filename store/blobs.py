@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import delete, exists, func, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,24 +40,48 @@ def put(session: Session, data: bytes, *, compress: bool = False) -> str:
     if sha in known or session.exec(select(exists().where(col(Blob.sha256) == sha))).one():
         known.add(sha)
         return sha
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite" and len(data) >= LARGE_VALUE:  # SQLite would copy a bound value twice
+        _put_streamed(session, sha, data, compress)
+    else:
+        _put_whole(session, sha, data, compress, dialect)
+    known.add(sha)
+    return sha
+
+
+def _put_whole(session: Session, sha: str, data: bytes, compress: bool, dialect: str) -> None:
+    """Insert the blob row with its value bound as one parameter."""
     encoding, stored = "identity", data
     if compress and data:
         packed = zlib.compress(data, 1)  # the fastest level: mail text packs nearly as well
         if len(packed) <= len(data) * _MIN_SAVING:
             encoding, stored = "zlib", packed
-    dialect = session.get_bind().dialect.name
-    streamed = dialect == "sqlite" and len(stored) >= LARGE_VALUE  # SQLite would copy it twice
-    values = {"sha256": sha, "size": len(data), "encoding": encoding,
-              "data": func.zeroblob(len(stored)) if streamed else stored}
     module = postgresql if dialect == "postgresql" else sqlite
-    table = SQLModel.metadata.tables["blob"]
-    inserted = session.execute(module.insert(table).values(**values).on_conflict_do_nothing())
-    if streamed and inserted.rowcount:  # type: ignore[attr-defined]
+    session.execute(module.insert(SQLModel.metadata.tables["blob"]).values(
+        sha256=sha, size=len(data), encoding=encoding, data=stored).on_conflict_do_nothing())
+
+
+def _put_streamed(session: Session, sha: str, data: bytes, compress: bool) -> None:
+    """Insert a zero-filled SQLite blob and write it piece by piece: a large original is never
+    held compressed in memory beside itself (it is compressed twice: once to learn the size)."""
+    size = sum(len(piece) for piece in _packed_pieces(data)) if compress else len(data)
+    packed = compress and size <= len(data) * _MIN_SAVING
+    inserted = session.execute(sqlite.insert(SQLModel.metadata.tables["blob"]).values(
+        sha256=sha, size=len(data), encoding="zlib" if packed else "identity",
+        data=func.zeroblob(size if packed else len(data))).on_conflict_do_nothing())
+    if inserted.rowcount:  # type: ignore[attr-defined]
         rowid = session.execute(text("SELECT rowid FROM blob WHERE sha256 = :sha"),
                                 {"sha": sha}).scalar_one()
-        fill_blob(session, "blob", "data", rowid, stored)
-    known.add(sha)
-    return sha
+        fill_blob(session, "blob", "data", rowid, _packed_pieces(data) if packed else data)
+
+
+def _packed_pieces(data: bytes) -> Iterator[bytes]:
+    """data compressed at zlib's fastest level, a piece at a time (zlib.decompress reads it whole)."""
+    packer = zlib.compressobj(1)
+    view = memoryview(data)
+    for start in range(0, len(view), LARGE_VALUE):
+        yield packer.compress(view[start:start + LARGE_VALUE])
+    yield packer.flush()
 
 
 def read(session: Session, sha: str) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, text
@@ -61,14 +61,16 @@ def _insert_streamed(session: Session, table: Any, row: dict[str, Any]) -> None:
         fill_blob(session, table.name, column, inserted[0], data)
 
 
-def fill_blob(session: Session, table: str, column: str, rowid: int, data: bytes) -> None:
-    """Write data into a SQLite row's zero-filled blob of the same size, a chunk at a time."""
+def fill_blob(session: Session, table: str, column: str, rowid: int,
+              data: bytes | Iterable[bytes]) -> None:
+    """Write data (bytes, or pieces in order) into a SQLite row's zero-filled blob of the same size."""
     connection = session.connection().connection.driver_connection
     assert connection is not None
     with connection.blobopen(table, column, rowid) as blob:
-        view = memoryview(data)
-        for start in range(0, len(data), _CHUNK):
-            blob.write(view[start:start + _CHUNK])
+        for piece in [data] if isinstance(data, bytes) else data:
+            view = memoryview(piece)
+            for start in range(0, len(view), _CHUNK):
+                blob.write(view[start:start + _CHUNK])
 
 
 def next_counter(session: Session, scope: str) -> int:

@@ -4,6 +4,7 @@ stored once per content."""
 from __future__ import annotations
 
 import base64
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +117,17 @@ def test_original_of_an_unknown_message_names_it(
     assert main(["--config", str(config), "tickets", "original", number, "9"]) == 1
     assert f"ticket {number} has no message 9" in capsys.readouterr().err
     assert main(["--config", str(config), "tickets", "original", "T-NOPE", "1"]) == 1
+
+
+@pytest.mark.parametrize("kind", ["text", "random"])
+def test_large_originals_round_trip_compressed_when_it_pays(engine: Engine, kind: str) -> None:
+    data = (b"Line of a long mail, said again and again.\r\n" * 60000 if kind == "text"
+            else random.Random(7).randbytes(3 * 1024 * 1024))
+    with transaction(engine) as session:
+        sha = blobs.put(session, data, compress=True)
+    with transaction(engine) as session:
+        row = session.get(Blob, sha)
+        assert row is not None and row.size == len(data)
+        assert row.encoding == ("zlib" if kind == "text" else "identity")
+        assert (len(row.data) < len(data) // 10) if kind == "text" else len(row.data) == len(data)
+        assert blobs.read(session, sha) == data
