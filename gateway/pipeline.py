@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from gateway.agents.commands import Command, find_commands, plan_commands
+from gateway.agents.commands import Command, Plan, find_commands, plan_commands
 from gateway.agents.identity import NEW_TICKET, Author, identify_author
 from gateway.agents.mail import AgentResult, agent_mail, customer_close
 from gateway.config import AgentConfig, Config
@@ -329,6 +329,8 @@ def land_on_ticket(m: Inbound) -> Disposition | None:
     mail = m.mail
     if m.agent is not None:
         plan = plan_commands(m.config, m.commands, by_agent=True, now=m.now)
+        if m.raw.reprocess_of is not None:  # carried out once already: only #internal still counts
+            plan = Plan(internal=plan.internal)
         m.handled = agent_mail(m.session, m.config, m.raw, mail, m.joined, m.agent, plan, m.rest,
                                now=m.now)
     if m.handled is not None and m.agent is not None:

@@ -38,3 +38,21 @@ def test_bookings_add_up_and_show(tmp_path: Path, engine: Engine,
     text = capsys.readouterr().out
     assert "time booked: 3h 30m in 3 entries" in text
     assert "alice  1h 30m  Vor-Ort-Termin" in text
+
+
+def test_reprocessing_an_agents_mail_books_nothing_twice_and_keeps_it_internal(
+        tmp_path: Path, engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    config = timer_config(engine)
+    number = customer_writes(engine, config, "t1", T0).ticket_number
+    assert number is not None
+    agent_writes(engine, config, number, "#time 30m\n#remind 2d call back\n#internal\nCalled her.",
+                 T0, n="note")
+    path = config_file(tmp_path, engine)
+    assert main(["--config", str(path), "tickets", "reprocess", number,
+                 f"<a-note-{T0.timestamp()}@laptop.example.com>"]) == 0
+    assert main(["--config", str(path), "tickets", "show", number, "--json"]) == 0
+    detail = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert detail["time_booked_minutes"] == 30 and len(detail["time_entries"]) == 1
+    assert [t["kind"] for t in detail["timers"]].count("reminder") == 1
+    notes = [m for m in detail["messages"] if "Called her." in m["text"]]
+    assert len(notes) == 2 and not any(m["public"] for m in notes)
