@@ -48,7 +48,7 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
         delivery_status=json.dumps([r.as_dict() for r in mail.delivery_reports[:100]],
                                    ensure_ascii=False),
         mailbox=raw.mailbox, created_at=now,
-        original=blobs.put(session, raw.data, compress=True) if raw.data else None,
+        original=_original(session, raw, mail),
     )
     session.add(message)
     session.flush()
@@ -60,6 +60,16 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
          "blob": blobs.put(session, item.data)}
         for item in mail.attachments])
     return message
+
+
+def _original(session: Session, raw: RawMail, mail: ParsedMail) -> str | None:
+    """The digest of the stored raw mail (packed by the parse worker when it parsed the mail)."""
+    if not raw.data:
+        return None
+    packed = mail.packed_original
+    if packed is not None and packed.size == len(raw.data):
+        return blobs.put_packed(session, packed)
+    return blobs.put(session, raw.data, compress=True)
 
 
 def add_copied_watchers(session: Session, config: Config, ticket_id: int, mail: ParsedMail,

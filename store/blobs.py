@@ -1,15 +1,17 @@
 """Content-addressed bytes: each distinct file or raw mail kept once, by its SHA-256.
 
 ``put`` stores bytes (compressed with zlib when asked and when that helps) and returns the
-digest rows refer to; ``read`` gives the bytes back. ``release`` deletes the blobs of a list
-that nothing refers to any more: an attachment row, a message's original. On PostgreSQL the
+digest rows refer to; ``put_packed`` stores bytes a parse worker packed (``store.packing``);
+``read`` gives the bytes back. ``release`` deletes the blobs of a list that nothing refers
+to any more: an attachment row, a message's original. On PostgreSQL the
 foreign keys settle a race with a writer that just referred to the same blob: the delete
 then fails inside its savepoint and the blob stays.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 
@@ -19,60 +21,72 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from store.models import Attachment, Blob, Message
+from store.packing import MIN_SAVING, Packed, digest, pack
 from store.queries import LARGE_VALUE, fill_blob
 
-_MIN_SAVING = 0.9  # compressed data is kept only when it is at most 90 % of the bytes
-
-
-def digest(data: bytes) -> str:
-    """The name of some bytes: hex SHA-256.
-
-    >>> digest(b"")[:12]
-    'e3b0c44298fc'
-    """
-    return hashlib.sha256(data).hexdigest()
+__all__ = ["Packed", "digest", "pack", "put", "put_packed", "read", "release"]
 
 
 def put(session: Session, data: bytes, *, compress: bool = False) -> str:
     """Store data once (a second put of the same bytes stores nothing) and return its digest."""
     sha = digest(data)
-    known: set[str] = session.info.setdefault("blobs", set())
-    if sha in known or session.exec(select(exists().where(col(Blob.sha256) == sha))).one():
-        known.add(sha)
+    if _known(session, sha):
         return sha
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite" and len(data) >= LARGE_VALUE:  # SQLite would copy a bound value twice
-        _put_streamed(session, sha, data, compress)
+    if session.get_bind().dialect.name == "sqlite" and len(data) >= LARGE_VALUE:
+        _put_streamed(session, sha, data, compress)  # SQLite would copy a bound value twice
     else:
-        _put_whole(session, sha, data, compress, dialect)
-    known.add(sha)
+        _put_whole(session, pack(data, compress=compress, sha=sha))
+    session.info["blobs"].add(sha)
     return sha
 
 
-def _put_whole(session: Session, sha: str, data: bytes, compress: bool, dialect: str) -> None:
+def put_packed(session: Session, packed: Packed) -> str:
+    """Store bytes packed beforehand (by ``pack``, in a parse worker); returns the digest.
+
+    Nothing is asked first: the packing is done, and the insert does nothing for known bytes.
+    """
+    known: set[str] = session.info.setdefault("blobs", set())
+    if packed.sha256 not in known:
+        _put_whole(session, packed)
+        known.add(packed.sha256)
+    return packed.sha256
+
+
+def _known(session: Session, sha: str) -> bool:
+    """Whether the blob is stored already (asked of the database once per transaction)."""
+    known: set[str] = session.info.setdefault("blobs", set())
+    if sha in known or session.exec(select(exists().where(col(Blob.sha256) == sha))).one():
+        known.add(sha)
+        return True
+    return False
+
+
+def _put_whole(session: Session, packed: Packed) -> None:
     """Insert the blob row with its value bound as one parameter."""
-    encoding, stored = "identity", data
-    if compress and data:
-        packed = zlib.compress(data, 1)  # the fastest level: mail text packs nearly as well
-        if len(packed) <= len(data) * _MIN_SAVING:
-            encoding, stored = "zlib", packed
-    module = postgresql if dialect == "postgresql" else sqlite
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(module.insert(SQLModel.metadata.tables["blob"]).values(
-        sha256=sha, size=len(data), encoding=encoding, data=stored).on_conflict_do_nothing())
+        sha256=packed.sha256, size=packed.size, encoding=packed.encoding,
+        data=packed.data).on_conflict_do_nothing())
 
 
 def _put_streamed(session: Session, sha: str, data: bytes, compress: bool) -> None:
-    """Insert a zero-filled SQLite blob and write it piece by piece: a large original is never
-    held compressed in memory beside itself (it is compressed twice: once to learn the size)."""
-    size = sum(len(piece) for piece in _packed_pieces(data)) if compress else len(data)
-    packed = compress and size <= len(data) * _MIN_SAVING
-    inserted = session.execute(sqlite.insert(SQLModel.metadata.tables["blob"]).values(
-        sha256=sha, size=len(data), encoding="zlib" if packed else "identity",
-        data=func.zeroblob(size if packed else len(data))).on_conflict_do_nothing())
-    if inserted.rowcount:  # type: ignore[attr-defined]
+    """Insert a zero-filled SQLite blob and write it piece by piece: a large original is
+    compressed once into a temporary file, never held compressed in memory beside itself."""
+    with tempfile.TemporaryFile() as spool:
+        size = len(data)
+        if compress:
+            size = sum(spool.write(piece) for piece in _packed_pieces(data))
+        packed = compress and size <= len(data) * MIN_SAVING
+        inserted = session.execute(sqlite.insert(SQLModel.metadata.tables["blob"]).values(
+            sha256=sha, size=len(data), encoding="zlib" if packed else "identity",
+            data=func.zeroblob(size if packed else len(data))).on_conflict_do_nothing())
+        if not inserted.rowcount:  # type: ignore[attr-defined]
+            return
         rowid = session.execute(text("SELECT rowid FROM blob WHERE sha256 = :sha"),
                                 {"sha": sha}).scalar_one()
-        fill_blob(session, "blob", "data", rowid, _packed_pieces(data) if packed else data)
+        spool.seek(0)
+        fill_blob(session, "blob", "data", rowid,
+                  iter(functools.partial(spool.read, LARGE_VALUE), b"") if packed else data)
 
 
 def _packed_pieces(data: bytes) -> Iterator[bytes]:

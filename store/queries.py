@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, text
+from pydantic_core import PydanticUndefined
+from sqlalchemy import CursorResult, bindparam, func, insert, text
 from sqlmodel import Session, SQLModel, col, select
 
 from store.models import CapHit, Contact, LedgerEntry, Message, Organisation, Ticket, Watcher, utcnow
@@ -38,6 +40,25 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str
             _insert_streamed(session, table, row)
         return
     session.execute(insert(table), filled)
+
+
+def insert_one(session: Session, model: type[SQLModel], **values: Any) -> int:
+    """One row written at once, without an ORM object, with the model's defaults; its id."""
+    table = model.__table__  # type: ignore[attr-defined]
+    row = {**_defaults(model), "created_at": utcnow(), **values}
+    result = cast("CursorResult[Any]", session.execute(insert(table), row))
+    inserted = result.inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+@functools.cache
+def _defaults(model: type[SQLModel]) -> dict[str, Any]:
+    """The plain default of each of a model's columns (not the factories: created_at)."""
+    columns = model.__table__.c  # type: ignore[attr-defined]
+    return {name: info.default for name, info in model.model_fields.items()
+            if name in columns and info.default is not PydanticUndefined
+            and not columns[name].primary_key}
 
 
 def _large_values(row: dict[str, Any]) -> dict[str, bytes]:

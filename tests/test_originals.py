@@ -13,9 +13,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
 from gateway.cli import main
+from gateway.intake.parsepool import parse_in_worker
+from gateway.pipeline import RawMail, process
 from store import blobs
 from store.db import make_engine, transaction
 from store.models import Attachment, Blob, Message, OutboxMail, Ticket
+from store.packing import Packed, pack
+from tests.conftest import make_config
 
 LOGO = bytes(range(256)) * 40  # the same file in several mails
 
@@ -131,3 +135,24 @@ def test_large_originals_round_trip_compressed_when_it_pays(engine: Engine, kind
         assert row.encoding == ("zlib" if kind == "text" else "identity")
         assert (len(row.data) < len(data) // 10) if kind == "text" else len(row.data) == len(data)
         assert blobs.read(session, sha) == data
+
+
+def test_an_original_packed_by_the_parse_worker_is_stored_without_packing_again(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _mail(1, body="Printer on fire. " * 400)
+    parsed = parse_in_worker(data, "nh3")
+    assert parsed is not None and parsed.packed_original is not None
+    assert parsed.packed_original.encoding == "zlib"  # the worker compressed it
+
+    def files_only(data: bytes, *, compress: bool = True, sha: str | None = None) -> Packed:
+        if compress:  # only originals are compressed
+            raise AssertionError("the main process packed the original again")
+        return pack(data, compress=False, sha=sha)
+
+    monkeypatch.setattr(blobs, "pack", files_only)
+    raw = RawMail(data, "box", 1, 1)
+    assert process(engine, make_config(), raw, parsed=parsed).outcome == "created"
+    with transaction(engine) as session:
+        message = session.exec(select(Message).where(Message.direction == "in")).one()
+        assert message.original == blobs.digest(data)
+        assert blobs.read(session, message.original) == data

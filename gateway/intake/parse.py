@@ -21,6 +21,7 @@ from gateway.intake.htmltext import html_to_text, sanitize_html
 from gateway.intake.nesting import label_cut_parts, limit_nesting
 from gateway.intake.spool import Spool, cut_large_parts
 from store.keys import message_key
+from store.packing import Packed
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _FOLD = re.compile(r"\r?\n")
@@ -56,6 +57,8 @@ class ParsedMail:
     # Every header field in the order of the mail (top first), name lower-cased, value
     # decoded: trust decisions depend on position (Received, Authentication-Results).
     header_fields: list[tuple[str, str]] = field(default_factory=list)
+    # The raw mail packed for the blob table, when a parse worker did that beside parsing.
+    packed_original: Packed | None = None
 
     @property
     def sender(self) -> str:

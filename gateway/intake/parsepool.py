@@ -17,6 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 from gateway.intake.htmltext import SANITIZERS
 from gateway.intake.parse import ParsedMail, parse_mail
+from store.packing import pack
 
 log = logging.getLogger("gateway.parse")
 
@@ -47,9 +48,15 @@ def exit_with_parent() -> None:
 
 
 def parse_in_worker(data: bytes, sanitizer: str) -> ParsedMail | None:
-    """Runs in the worker; None on any failure (the main process re-parses and quarantines)."""
+    """Runs in the worker; None on any failure (the main process re-parses and quarantines).
+
+    The original is packed for the blob table here too: compressing it is the costliest
+    part of storing a mail, and this process has a core of its own.
+    """
     try:
-        return parse_mail(data, SANITIZERS[sanitizer])
+        parsed = parse_mail(data, SANITIZERS[sanitizer])
+        parsed.packed_original = pack(data)
+        return parsed
     except Exception:  # the pipeline repeats the parse in its own try block and records why
         return None
 

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from gateway.config import Config
 from store import blobs
 from store.models import Attachment, Message
+from store.queries import insert_rows
 
 
 @dataclass(frozen=True)
@@ -91,17 +92,12 @@ def size_text(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def copy_to(session: Session, message: Message, files: Sequence[Attachment]) -> None:
+def copy_to(session: Session, message_id: int, files: Sequence[Attachment]) -> None:
     """The files as attachment rows of an outbound message (the same blobs)."""
-    if not files:
-        return
-    session.add(message)
-    session.flush()
-    assert message.id is not None
-    for item in files:
-        session.add(Attachment(message_id=message.id, filename=item.filename,
-                               content_type=item.content_type, size=item.size,
-                               content_id=item.content_id, blob=item.blob))
+    insert_rows(session, Attachment, [
+        {"message_id": message_id, "filename": item.filename, "content_type": item.content_type,
+         "size": item.size, "content_id": item.content_id, "blob": item.blob}
+        for item in files])
 
 
 def files_for(session: Session, message_ids: Iterable[int | None]) -> dict[int, list[File]]:

@@ -172,8 +172,8 @@ class Planner:
                 now=self.now, auto_submitted=auto,
                 in_reply_to=about.message_id if about else None, references=refs,
                 reply_to=reply_to, from_name=from_name, from_address=self.channel.address)
-        if queued is not None and queued.message is not None:
-            copy_to(self.session, queued.message, files)
+        if queued is not None:
+            copy_to(self.session, queued, files)
 
     def tell_agents(self, template: str, agents: Sequence[AgentConfig], inbound: Message) -> None:
         """A notification per agent, with the customer's files attached up to a size, else listed."""

@@ -23,6 +23,7 @@ from gateway.config import Config
 from gateway.outbound.bell import queued
 from store.keys import message_key
 from store.models import Message, OutboxMail, Suppression, Ticket
+from store.queries import insert_one
 
 log = logging.getLogger("gateway.mailer")
 
@@ -127,8 +128,13 @@ def new_message_id(config: Config) -> str:
 def enqueue(session: Session, config: Config, ticket: Ticket, template: str, audience: str,
             recipients: Sequence[Recipient], context: dict[str, Any], *, now: datetime,
             auto_submitted: str, in_reply_to: str | None, references: Sequence[str],
-            reply_to: str, from_name: str, from_address: str) -> OutboxMail | None:
-    """Write one outbound mail (and its Message row, so replies thread) into the outbox."""
+            reply_to: str, from_name: str, from_address: str) -> int | None:
+    """Write one outbound mail (and its Message row, so replies thread) into the outbox; the
+    Message row's id, None when every recipient is suppressed.
+
+    Both rows are written at once as plain inserts: nothing reads them back in this
+    transaction through the ORM, and building ORM objects costs more than the inserts.
+    """
     live = [r for r in recipients if not suppressed(session, r.address, now)]
     if not live:
         log.info("%s %s not queued: every recipient is suppressed", ticket.number, template)
@@ -136,8 +142,8 @@ def enqueue(session: Session, config: Config, ticket: Ticket, template: str, aud
     assert ticket.id is not None
     message_id = new_message_id(config)
     thread = [*references, *([in_reply_to] if in_reply_to else [])]
-    row = Message(
-        ticket_id=ticket.id, direction="out",
+    message_row = insert_one(
+        session, Message, ticket_id=ticket.id, direction="out",
         kind="acknowledgement" if template in ACK_TEMPLATES else (
             "agent-reply" if template == "customer/agent_reply" else "notification"),
         public=audience != "agent", message_id=message_id, message_key=message_key(message_id),
@@ -149,14 +155,13 @@ def enqueue(session: Session, config: Config, ticket: Ticket, template: str, aud
     )
     meta = {"auto_submitted": auto_submitted, "reply_to": reply_to, "from_name": from_name,
             "from_address": from_address}
-    mail = OutboxMail(
-        ticket_id=ticket.id, message=row, template=template,
+    insert_one(
+        session, OutboxMail, ticket_id=ticket.id, message_row=message_row, template=template,
         language=str(context.get("language", config.outbound.language)), audience=audience,
         recipients=json.dumps([r.__dict__ for r in live]),
         primary_address=live[0].address,
         context=json.dumps({**context, "_meta": meta}, ensure_ascii=False, default=str),
         next_attempt_at=now, created_at=now,
     )
-    session.add(mail)
     queued(session)  # the mailer wakes once this transaction commits
-    return mail
+    return message_row
