@@ -53,6 +53,8 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
     session.add(message)
     session.flush()
     assert message.id is not None
+    if not mail.attachments:  # nobody needs to ask the database for its files
+        session.info.setdefault("without_files", set()).add(message.id)
     insert_rows(session, Attachment, [
         {"message_id": message.id, "filename": item.filename,
          "content_type": item.content_type[:255], "size": item.size,

@@ -40,8 +40,8 @@ class Chosen:
 
 
 def files_of(session: Session, message_id: int | None) -> list[Attachment]:
-    """A message's files in the order they came."""
-    if message_id is None:
+    """A message's files in the order they came (none for a mail just stored without any)."""
+    if message_id is None or message_id in session.info.get("without_files", ()):
         return []
     return list(session.exec(select(Attachment).where(Attachment.message_id == message_id)
                              .order_by(col(Attachment.id))).all())

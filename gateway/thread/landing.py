@@ -123,4 +123,5 @@ def new_ticket(session: Session, config: Config, raw: RawMail, subject: str, now
     )
     session.add(ticket)
     session.flush()
+    session.info.setdefault("opened", set()).add(ticket.id)  # its timers: only this session's
     return ticket

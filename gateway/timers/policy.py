@@ -8,6 +8,7 @@ same commit that stores the reply. Reminders are the agents' own and never touch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam
@@ -77,7 +78,7 @@ def sync_timers(session: Session, config: Config, ticket: Ticket, now: datetime)
     """Create, move or cancel the ticket's managed timers to match wanted_timers."""
     assert ticket.id is not None
     wanted = wanted_timers(config, ticket)
-    existing = session.execute(_LIVE_TIMERS, {"ticket_id": ticket.id}).scalars().all()
+    existing = _live_timers(session, ticket.id)
     for kind in MANAGED:
         due = wanted.get(kind)
         pending = [t for t in existing if t.kind == kind and t.status == "pending"]
@@ -90,6 +91,16 @@ def sync_timers(session: Session, config: Config, ticket: Ticket, now: datetime)
         for timer in pending:
             if timer is not keep:
                 timer.status = "cancelled"
+
+
+def _live_timers(session: Session, ticket_id: int) -> Sequence[Timer]:
+    """The ticket's managed timers, pending or fired; a ticket opened in this transaction has
+    only those added to the session since, so the database is not asked."""
+    if ticket_id not in session.info.get("opened", ()):
+        return session.execute(_LIVE_TIMERS, {"ticket_id": ticket_id}).scalars().all()
+    return [t for t in (*session.new, *session.identity_map.values())
+            if isinstance(t, Timer) and t.ticket_id == ticket_id and t.kind in MANAGED
+            and t.status in ("pending", "fired")]
 
 
 def responded(ticket: Ticket, now: datetime) -> None:
