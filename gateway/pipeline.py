@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -44,7 +45,7 @@ from gateway.outbound.notify import (
     record_bounce,
     unproven_agent,
 )
-from gateway.record import Body, add_copied_watchers, write_ledger, write_message
+from gateway.record import Body, add_copied_watchers, packed_beside, write_ledger, write_message
 from gateway.rules.model import Facts, Rule
 from gateway.rules.stage import (
     Decisions,
@@ -65,6 +66,7 @@ from gateway.views.visibility import is_public
 from store.db import transaction
 from store.keys import message_key
 from store.models import LedgerEntry, Message, QuarantinedMail, Ticket
+from store.packing import Packed
 from store.queries import insert_rows, ledger_has, message_by_key, ticket_by_number
 from store.timers import merge_target
 
@@ -99,6 +101,7 @@ class Inbound:
     now: datetime
     rules: Sequence[Rule]
     early: Early  # the mail's own facts, its conditions decided before the transaction
+    packing: Future[Packed] | None  # a large original, packed in a thread meanwhile
     key: str = ""
     fingerprint: str = ""
     match: ThreadMatch = field(default_factory=lambda: ThreadMatch(None, "new"))
@@ -160,19 +163,21 @@ def _process(engine: Engine, config: Config, raw: RawMail, now: datetime, keep_f
             junk = not_a_mail(raw.data)
             if junk is not None:  # an empty file, a picture: never a ticket from "(none)"
                 return _failed(engine, raw, junk, fallback_id, keep_failures)
-            mail = parsed or parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
-            fallback_id = mail.message_id
-            verdict = inspect(mail, config.own_addresses())
-            facts = message_facts(config, mail, verdict, source=raw.source, channel=raw.channel,
-                                  mailbox=raw.mailbox, now=now)
-            early = decide_before_store(rules, facts)  # patterns run with no lock held
-            for _attempt in range(3):
-                try:
-                    return _store(engine, config, raw, mail, verdict, now, rules, early)
-                except IntegrityError:
-                    # A concurrent process stored the same mail first: the next try sees it.
-                    log.info("%s concurrent insert, re-checking", mail.message_id)
-            raise RuntimeError("unique constraint kept failing after 3 attempts")
+            with packed_beside(engine, raw, parsed) as packing:
+                mail = parsed or parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
+                fallback_id = mail.message_id
+                verdict = inspect(mail, config.own_addresses())
+                facts = message_facts(config, mail, verdict, source=raw.source,
+                                      channel=raw.channel, mailbox=raw.mailbox, now=now)
+                early = decide_before_store(rules, facts)  # patterns run with no lock held
+                for _attempt in range(3):
+                    try:
+                        return _store(engine, config, raw, mail, verdict, now, rules, early,
+                                      packing)
+                    except IntegrityError:
+                        # A concurrent process stored the same mail first: the next try sees it.
+                        log.info("%s concurrent insert, re-checking", mail.message_id)
+                raise RuntimeError("unique constraint kept failing after 3 attempts")
     except StoreUnavailable:
         raise
     except Exception as exc:
@@ -206,10 +211,11 @@ def quarantine(engine: Engine, raw: RawMail, reason: str, message_id: str) -> Di
 
 
 def _store(engine: Engine, config: Config, raw: RawMail, mail: ParsedMail, verdict: Verdict,
-           now: datetime, rules: Sequence[Rule], early: Early) -> Disposition:
+           now: datetime, rules: Sequence[Rule], early: Early,
+           packing: Future[Packed] | None) -> Disposition:
     """The one transaction: the stages in order until one of them settles the mail."""
     with transaction(engine) as session:
-        inbound = Inbound(session, config, raw, mail, verdict, now, rules, early)
+        inbound = Inbound(session, config, raw, mail, verdict, now, rules, early, packing)
         for stage in STAGES:
             started = time.perf_counter()
             settled = stage(inbound)
@@ -386,7 +392,7 @@ def store(m: Inbound) -> Disposition | None:
     ticket, body = m.ticket, m.body
     assert ticket.id is not None and body is not None
     m.message = write_message(m.session, m.raw, m.mail, ticket.id, m.key, m.fingerprint, body,
-                              m.verdict.label, m.now)
+                              m.verdict.label, m.now, m.packing)
     if body.kind == "customer":
         m.notes.extend(add_copied_watchers(m.session, m.config, ticket.id, m.mail, m.message.id))
     if m.handled is not None and m.handled.outcome == "followup" and body.kind == "agent" \

@@ -7,9 +7,13 @@ commits. The ledger entry is what makes a mail count as handled.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from gateway.config import Config
@@ -18,7 +22,17 @@ from gateway.intake.parse import ParsedMail
 from gateway.intake.raw import RawMail
 from store import blobs
 from store.models import Attachment, LedgerEntry, Message
-from store.queries import add_watcher, contact_for, hold_back, insert_rows, watcher_addresses
+from store.packing import Packed, pack, pack_to_file
+from store.queries import (
+    LARGE_VALUE,
+    add_watcher,
+    contact_for,
+    hold_back,
+    insert_rows,
+    watcher_addresses,
+)
+
+_PACKER = ThreadPoolExecutor(1, thread_name_prefix="pack-original")
 
 
 @dataclass(frozen=True)
@@ -33,7 +47,8 @@ class Body:
 
 
 def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: int, key: str,
-                  fingerprint: str, body: Body, classification: str, now: datetime) -> Message:
+                  fingerprint: str, body: Body, classification: str, now: datetime,
+                  packing: Future[Packed] | None = None) -> Message:
     """The inbound message row, its attachments and its raw original (bytes kept once each)."""
     message = Message(
         ticket_id=ticket_id, direction="in", kind=body.kind, public=body.public,
@@ -48,7 +63,7 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
         delivery_status=json.dumps([r.as_dict() for r in mail.delivery_reports[:100]],
                                    ensure_ascii=False),
         mailbox=raw.mailbox, created_at=now,
-        original=_original(session, raw, mail),
+        original=_original(session, raw, mail, packing),
     )
     session.add(message)
     session.flush()
@@ -64,14 +79,39 @@ def write_message(session: Session, raw: RawMail, mail: ParsedMail, ticket_id: i
     return message
 
 
-def _original(session: Session, raw: RawMail, mail: ParsedMail) -> str | None:
-    """The digest of the stored raw mail (packed by the parse worker when it parsed the mail)."""
+def _original(session: Session, raw: RawMail, mail: ParsedMail,
+              packing: Future[Packed] | None) -> str | None:
+    """The digest of the stored raw mail (packed by the parse worker when it parsed the mail,
+    or by the packing thread while it was parsed here)."""
     if not raw.data:
         return None
+    if packing is not None:
+        return blobs.put_packed(session, packing.result())
     packed = mail.packed_original
     if packed is not None and packed.size == len(raw.data):
         return blobs.put_packed(session, packed)
     return blobs.put(session, raw.data, compress=True)
+
+
+@contextmanager
+def packed_beside(engine: Engine, raw: RawMail,
+                  parsed: ParsedMail | None) -> Iterator[Future[Packed] | None]:
+    """A large raw mail packed in a thread while it is parsed and threaded: zlib and SHA-256
+    release the GIL, so that work runs on another core. The temporary file goes afterwards."""
+    if len(raw.data) < LARGE_VALUE or (parsed is not None and parsed.packed_original is not None):
+        yield None
+        return
+    packer = pack_to_file if engine.dialect.name == "sqlite" else pack
+    packing = _PACKER.submit(packer, raw.data)
+    try:
+        yield packing
+    finally:
+        packing.add_done_callback(_close_packed)  # at once, or when the thread is done
+
+
+def _close_packed(packing: Future[Packed]) -> None:
+    if not packing.cancelled() and packing.exception() is None:
+        packing.result().close()
 
 
 def add_copied_watchers(session: Session, config: Config, ticket_id: int, mail: ParsedMail,

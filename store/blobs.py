@@ -10,10 +10,8 @@ then fails inside its savepoint and the blob stays.
 
 from __future__ import annotations
 
-import functools
-import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sqlalchemy import delete, exists, func, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from store.models import Attachment, Blob, Message
-from store.packing import MIN_SAVING, Packed, digest, pack
+from store.packing import Packed, digest, pack, pack_to_file
 from store.queries import LARGE_VALUE, fill_blob
 
-__all__ = ["Packed", "digest", "pack", "put", "put_packed", "read", "release"]
+__all__ = ["Packed", "digest", "pack", "pack_to_file", "put", "put_packed", "read", "release"]
 
 
 def put(session: Session, data: bytes, *, compress: bool = False) -> str:
@@ -32,8 +30,12 @@ def put(session: Session, data: bytes, *, compress: bool = False) -> str:
     sha = digest(data)
     if _known(session, sha):
         return sha
-    if session.get_bind().dialect.name == "sqlite" and len(data) >= LARGE_VALUE:
-        _put_streamed(session, sha, data, compress)  # SQLite would copy a bound value twice
+    if _streams(session, len(data)):
+        packed = pack_to_file(data, compress=compress, sha=sha)
+        try:
+            _put_streamed(session, packed)
+        finally:
+            packed.close()
     else:
         _put_whole(session, pack(data, compress=compress, sha=sha))
     session.info["blobs"].add(sha)
@@ -41,15 +43,24 @@ def put(session: Session, data: bytes, *, compress: bool = False) -> str:
 
 
 def put_packed(session: Session, packed: Packed) -> str:
-    """Store bytes packed beforehand (by ``pack``, in a parse worker); returns the digest.
+    """Store bytes packed beforehand (by a parse worker or a packing thread); the digest.
 
     Nothing is asked first: the packing is done, and the insert does nothing for known bytes.
+    The caller closes packed.
     """
     known: set[str] = session.info.setdefault("blobs", set())
     if packed.sha256 not in known:
-        _put_whole(session, packed)
+        if packed.spool is not None or _streams(session, packed.stored_bytes):
+            _put_streamed(session, packed)
+        else:
+            _put_whole(session, packed)
         known.add(packed.sha256)
     return packed.sha256
+
+
+def _streams(session: Session, size: int) -> bool:
+    """Whether a value is written through SQLite's blob handle (bound, it would be copied twice)."""
+    return size >= LARGE_VALUE and session.get_bind().dialect.name == "sqlite"
 
 
 def _known(session: Session, sha: str) -> bool:
@@ -66,36 +77,20 @@ def _put_whole(session: Session, packed: Packed) -> None:
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(module.insert(SQLModel.metadata.tables["blob"]).values(
         sha256=packed.sha256, size=packed.size, encoding=packed.encoding,
-        data=packed.data).on_conflict_do_nothing())
+        data=packed.data if packed.spool is None else b"".join(packed.pieces()))
+        .on_conflict_do_nothing())
 
 
-def _put_streamed(session: Session, sha: str, data: bytes, compress: bool) -> None:
-    """Insert a zero-filled SQLite blob and write it piece by piece: a large original is
-    compressed once into a temporary file, never held compressed in memory beside itself."""
-    with tempfile.TemporaryFile() as spool:
-        size = len(data)
-        if compress:
-            size = sum(spool.write(piece) for piece in _packed_pieces(data))
-        packed = compress and size <= len(data) * MIN_SAVING
-        inserted = session.execute(sqlite.insert(SQLModel.metadata.tables["blob"]).values(
-            sha256=sha, size=len(data), encoding="zlib" if packed else "identity",
-            data=func.zeroblob(size if packed else len(data))).on_conflict_do_nothing())
-        if not inserted.rowcount:  # type: ignore[attr-defined]
-            return
-        rowid = session.execute(text("SELECT rowid FROM blob WHERE sha256 = :sha"),
-                                {"sha": sha}).scalar_one()
-        spool.seek(0)
-        fill_blob(session, "blob", "data", rowid,
-                  iter(functools.partial(spool.read, LARGE_VALUE), b"") if packed else data)
-
-
-def _packed_pieces(data: bytes) -> Iterator[bytes]:
-    """data compressed at zlib's fastest level, a piece at a time (zlib.decompress reads it whole)."""
-    packer = zlib.compressobj(1)
-    view = memoryview(data)
-    for start in range(0, len(view), LARGE_VALUE):
-        yield packer.compress(view[start:start + LARGE_VALUE])
-    yield packer.flush()
+def _put_streamed(session: Session, packed: Packed) -> None:
+    """Insert a zero-filled SQLite blob of the stored size and write it piece by piece."""
+    inserted = session.execute(sqlite.insert(SQLModel.metadata.tables["blob"]).values(
+        sha256=packed.sha256, size=packed.size, encoding=packed.encoding,
+        data=func.zeroblob(packed.stored_bytes)).on_conflict_do_nothing())
+    if not inserted.rowcount:  # type: ignore[attr-defined]
+        return
+    rowid = session.execute(text("SELECT rowid FROM blob WHERE sha256 = :sha"),
+                            {"sha": packed.sha256}).scalar_one()
+    fill_blob(session, "blob", "data", rowid, packed.pieces())
 
 
 def read(session: Session, sha: str) -> bytes:

@@ -1,15 +1,21 @@
 """Bytes made ready for the blob table without a database: digest and compression.
 
-Pure functions, so the parse worker can pack a mail's original while the main process
-stores the mail before it (``gateway.intake.parsepool``).
+No session needed, so the parse worker can pack a mail's original while the main process
+stores the mail before it (``gateway.intake.parsepool``), and a thread can pack a large one
+while it is parsed (``gateway.record.pack_beside``): zlib and SHA-256 release the GIL.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
+PIECE = 1024 * 1024
+"""Large values are compressed and written a piece of this size at a time."""
 MIN_SAVING = 0.9  # compressed data is kept only when it is at most 90 % of the bytes
 
 
@@ -27,9 +33,30 @@ class Packed:
     """Bytes ready for the blob table: their digest, size, encoding and the stored form."""
 
     sha256: str
-    size: int
+    size: int  # of the bytes as they came
     encoding: str  # identity | zlib
-    data: bytes
+    data: bytes  # the stored form; empty when it lies in spool
+    spool: BinaryIO | None = None  # a large value's compressed form, in a temporary file
+    stored_size: int = 0  # bytes in spool
+
+    @property
+    def stored_bytes(self) -> int:
+        """How many bytes the blob table holds for this value."""
+        return self.stored_size if self.spool is not None else len(self.data)
+
+    def pieces(self) -> Iterator[bytes]:
+        """The stored form a piece at a time (from the start of the spool each time)."""
+        if self.spool is None:
+            yield self.data
+            return
+        self.spool.seek(0)
+        while piece := self.spool.read(PIECE):
+            yield piece
+
+    def close(self) -> None:
+        """Remove the temporary file, if any."""
+        if self.spool is not None:
+            self.spool.close()
 
 
 def pack(data: bytes, *, compress: bool = True, sha: str | None = None) -> Packed:
@@ -48,3 +75,22 @@ def pack(data: bytes, *, compress: bool = True, sha: str | None = None) -> Packe
             return Packed(sha, len(data), "zlib", packed)
     return Packed(sha, len(data), "identity", data)
 
+
+
+def pack_to_file(data: bytes, *, compress: bool = True, sha: str | None = None) -> Packed:
+    """Like ``pack``, but the compressed form goes piece by piece into a temporary file: a
+    large value is never held compressed in memory beside itself. Close the result."""
+    sha = sha or digest(data)
+    if not compress or not data:
+        return Packed(sha, len(data), "identity", data)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it: Packed.close)
+    packer = zlib.compressobj(1)
+    view = memoryview(data)
+    for start in range(0, len(view), PIECE):
+        spool.write(packer.compress(view[start:start + PIECE]))
+    spool.write(packer.flush())
+    stored = spool.tell()
+    if stored > len(data) * MIN_SAVING:
+        spool.close()
+        return Packed(sha, len(data), "identity", data)
+    return Packed(sha, len(data), "zlib", b"", spool, stored)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
+from gateway import record
 from gateway.cli import main
 from gateway.intake.parsepool import parse_in_worker
 from gateway.pipeline import RawMail, process
@@ -155,4 +158,28 @@ def test_an_original_packed_by_the_parse_worker_is_stored_without_packing_again(
     with transaction(engine) as session:
         message = session.exec(select(Message).where(Message.direction == "in")).one()
         assert message.original == blobs.digest(data)
+        assert blobs.read(session, message.original) == data
+
+
+def test_a_large_original_parsed_in_place_is_packed_in_a_thread_meanwhile(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _mail(1, body="A long report line.\r\n" * 120_000)  # over 2 MB: packed beside
+    threads: list[str] = []
+
+    def watched(packer: Callable[..., Packed]) -> Callable[..., Packed]:
+        def run(value: bytes, **kwargs: Any) -> Packed:
+            if value == data:
+                threads.append(threading.current_thread().name)
+            return packer(value, **kwargs)
+        return run
+
+    monkeypatch.setattr(record, "pack_to_file", watched(record.pack_to_file))
+    monkeypatch.setattr(record, "pack", watched(record.pack))
+    assert process(engine, make_config(), RawMail(data, "box", 1, 1)).outcome == "created"
+    assert len(threads) == 1 and threads[0].startswith("pack-original")
+    with transaction(engine) as session:
+        message = session.exec(select(Message).where(Message.direction == "in")).one()
+        assert message.original is not None
+        blob = session.get(Blob, message.original)
+        assert blob is not None and blob.encoding == "zlib" and len(blob.data) < len(data) // 10
         assert blobs.read(session, message.original) == data
