@@ -72,6 +72,8 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
         with transaction(engine) as session:
             first = last_uid(session, cfg.name, box.uidvalidity) + 1
     uids = await box.search(first)
+    if parser is not None:
+        parser.warm_up(len(uids))
     for start in range(0, len(uids), cfg.batch_size):
         if stop is not None and stop.is_set():
             break

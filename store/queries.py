@@ -183,12 +183,21 @@ def organisation_for(session: Session, domain: str) -> Organisation | None:
     """The organisation of a mail domain (none for freemail providers)."""
     if not domain or domain in FREEMAIL_DOMAINS or "." not in domain:
         return None
-    org: Organisation | None = session.execute(_ORGANISATION, {"domain": domain}).scalars().first()
+    org = find_organisation(session, domain)
     if org is None:
         org = Organisation(name=domain, domain=domain)
         session.add(org)
         session.flush()
+        session.info["organisations"][domain] = org
     return org
+
+
+def find_organisation(session: Session, domain: str) -> Organisation | None:
+    """The organisation of a mail domain, if there is one (looked up once per transaction)."""
+    known: dict[str, Organisation | None] = session.info.setdefault("organisations", {})
+    if domain not in known:
+        known[domain] = session.execute(_ORGANISATION, {"domain": domain}).scalars().first()
+    return known[domain]
 
 
 def watcher_addresses(session: Session, ticket_id: int) -> set[str]:

@@ -36,6 +36,17 @@ async def test_small_batches_and_huge_mails_are_left_to_the_pipeline() -> None:
         pool.close()
 
 
+def test_the_worker_starts_while_a_backlog_is_fetched_and_not_for_a_few_mails() -> None:
+    pool = ParsePool(1, "nh3", 10_000_000)
+    try:
+        pool.warm_up(MIN_BATCH - 1)  # the IDLE path: no worker process for a mail or two
+        assert pool._pool is None
+        pool.warm_up(MIN_BATCH)
+        assert pool._pool is not None and pool._pool._processes  # spawned before any parse
+    finally:
+        pool.close()
+
+
 async def test_a_killed_worker_turns_parse_ahead_off() -> None:
     mails = [mail(n) for n in range(MIN_BATCH)]
     pool = ParsePool(1, "nh3", 10_000_000)

@@ -72,11 +72,7 @@ class ParsePool:
         """Start parsing a batch; None entries are left to the pipeline (small batch, huge mail)."""
         if self.workers <= 0 or len(mails) < MIN_BATCH:
             return [None] * len(mails)
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
-                                             initializer=exit_with_parent)
-        pool = self._pool
+        pool = self._started()
         futures: list[asyncio.Future[ParsedMail | None] | None] = []
         for data in mails:
             if len(data) > min(self.max_bytes, MAX_AHEAD_BYTES):
@@ -85,6 +81,19 @@ class ParsePool:
             job: Future[ParsedMail | None] = pool.submit(parse_in_worker, data, self.sanitizer)
             futures.append(asyncio.wrap_future(job))
         return futures
+
+    def warm_up(self, waiting: int) -> None:
+        """Start the worker while the first batch is fetched, when that many mails wait that
+        parse-ahead will be used (a spawned worker takes a while to import the parser)."""
+        if self.workers > 0 and self._pool is None and waiting >= MIN_BATCH:
+            self._started().submit(int)  # a first job: the executor spawns its worker now
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                             initializer=exit_with_parent)
+        return self._pool
 
     async def result(self, parsing: asyncio.Future[ParsedMail | None] | None) -> ParsedMail | None:
         """The parsed mail, or None: then the pipeline parses it in place (and quarantines

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from gateway.config import Config
 from gateway.intake.addresses import Address
@@ -19,7 +18,7 @@ from gateway.rules.interpret import Known, decide_early, evaluate
 from gateway.rules.model import Facts, FileFact, Outcome, Rule, RuleTrace
 from gateway.statuses import move
 from store.models import Contact, Organisation, RuleHit, Ticket
-from store.queries import add_watcher, find_contact, insert_rows
+from store.queries import add_watcher, find_contact, find_organisation, insert_rows
 from store.timers import add_timer
 
 
@@ -69,10 +68,6 @@ def message_facts(config: Config, mail: ParsedMail, verdict: Verdict, *, source:
     )
 
 
-_ORGANISATION_NAME = select(Organisation.name).where(
-    Organisation.domain == bindparam("domain")).limit(1)  # built once: every mail asks
-
-
 def store_facts(session: Session, facts: Facts, *, ticket: Ticket | None = None,
                 author: str = "customer", organisation: str | None = None) -> Facts:
     """The mail's facts completed from the database: the sender known, the joined ticket.
@@ -85,8 +80,8 @@ def store_facts(session: Session, facts: Facts, *, ticket: Ticket | None = None,
     if sender is not None:
         known = find_contact(session, sender.address) is not None
     if domain:
-        organisation = session.execute(_ORGANISATION_NAME, {"domain": domain}).scalar() \
-            or organisation
+        found = find_organisation(session, domain)
+        organisation = found.name if found is not None else organisation
     return replace(
         facts,
         channel=ticket.channel if ticket else facts.channel,
