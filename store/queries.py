@@ -121,7 +121,8 @@ def ticket_for_message_keys(session: Session, keys: Sequence[str]) -> Ticket | N
 _MESSAGE_BY_KEY = select(Message).where(Message.message_key == bindparam("key")).limit(1)
 _CONTACT = select(Contact).where(Contact.address == bindparam("address")).limit(1)
 _ORGANISATION = select(Organisation).where(Organisation.domain == bindparam("domain")).limit(1)
-_WATCHERS = select(Watcher.address).where(Watcher.ticket_id == bindparam("ticket_id"))
+_WATCHERS = select(Watcher.address).where(Watcher.ticket_id == bindparam("ticket_id")).order_by(
+    col(Watcher.id))
 _LEDGER = select(LedgerEntry.id).where(
     LedgerEntry.mailbox == bindparam("mailbox"), LedgerEntry.uidvalidity == bindparam("uidvalidity"),
     LedgerEntry.uid == bindparam("uid")).limit(1)
@@ -200,12 +201,19 @@ def find_organisation(session: Session, domain: str) -> Organisation | None:
     return known[domain]
 
 
-def watcher_addresses(session: Session, ticket_id: int) -> set[str]:
-    """The ticket's watchers (read once per transaction, kept current by add_watcher)."""
-    cache: dict[int, set[str]] = session.info.setdefault("watchers", {})
+def watcher_addresses(session: Session, ticket_id: int) -> dict[str, None]:
+    """The ticket's watchers in the order they came (read once per transaction, kept current
+    by add_watcher; a ticket opened in this transaction starts with none)."""
+    cache: dict[int, dict[str, None]] = session.info.setdefault("watchers", {})
     if ticket_id not in cache:
-        cache[ticket_id] = set(session.execute(_WATCHERS, {"ticket_id": ticket_id}).scalars())
+        rows = session.execute(_WATCHERS, {"ticket_id": ticket_id}).scalars()
+        cache[ticket_id] = dict.fromkeys(rows)
     return cache[ticket_id]
+
+
+def no_watchers_yet(session: Session, ticket_id: int) -> None:
+    """A ticket just opened in this transaction: nobody to ask the database about."""
+    session.info.setdefault("watchers", {})[ticket_id] = {}
 
 
 def add_watcher(session: Session, ticket_id: int, address: str, role: str) -> bool:
@@ -214,7 +222,7 @@ def add_watcher(session: Session, ticket_id: int, address: str, role: str) -> bo
     if address in watching:
         return False
     insert_rows(session, Watcher, [{"ticket_id": ticket_id, "address": address, "role": role}])
-    watching.add(address)
+    watching[address] = None
     return True
 
 

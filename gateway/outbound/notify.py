@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from gateway.agents.commands import Command
@@ -24,7 +23,7 @@ from gateway.rules.stage import Decisions
 from gateway.statuses import agent_word, customer_status
 from gateway.thread.numbers import token
 from store.keys import message_key
-from store.models import Attachment, CapHit, Contact, Message, Ticket, Watcher
+from store.models import Attachment, CapHit, Contact, Message, Ticket
 from store.queries import hold_back, watcher_addresses
 
 log = logging.getLogger("gateway.notify")
@@ -266,15 +265,12 @@ def _agents_to_tell(session: Session, config: Config, plan: Planner, ticket: Tic
     return chosen or [a for a in plan.agents() if a.address != author]
 
 
-_WATCHERS_IN_ORDER = select(Watcher.address).where(
-    Watcher.ticket_id == bindparam("ticket_id")).order_by(col(Watcher.id))  # built once
-
-
 def _watchers(session: Session, ticket: Ticket, exclude: set[str], config: Config) -> list[str]:
     """Non-agent watchers (CC'd people) to tell about public activity, minus exclude."""
     agents = {a.address for a in config.agents}
     customer = session.get(Contact, ticket.customer_id) if ticket.customer_id else None
-    rows = session.execute(_WATCHERS_IN_ORDER, {"ticket_id": ticket.id}).scalars().all()
+    assert ticket.id is not None
+    rows = watcher_addresses(session, ticket.id)
     skip = exclude | agents | ({customer.address} if customer else set())
     return [address for address in rows if address not in skip]
 

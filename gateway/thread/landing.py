@@ -19,7 +19,13 @@ from gateway.statuses import CLOSED, Status, after_customer_message, move
 from gateway.thread.followup import ThreadMatch
 from gateway.thread.numbers import counter_scope, format_number, ticket_subject
 from store.models import Ticket
-from store.queries import add_watcher, contact_for, next_counter, organisation_for
+from store.queries import (
+    add_watcher,
+    contact_for,
+    next_counter,
+    no_watchers_yet,
+    organisation_for,
+)
 
 
 @dataclass(frozen=True)
@@ -123,5 +129,7 @@ def new_ticket(session: Session, config: Config, raw: RawMail, subject: str, now
     )
     session.add(ticket)
     session.flush()
+    assert ticket.id is not None
     session.info.setdefault("opened", set()).add(ticket.id)  # its timers: only this session's
+    no_watchers_yet(session, ticket.id)
     return ticket
