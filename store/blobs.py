@@ -13,7 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import delete, exists, func, text
+from sqlalchemy import bindparam, delete, exists, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
@@ -23,6 +23,9 @@ from store.packing import Packed, digest, pack, pack_to_file
 from store.queries import LARGE_VALUE, fill_blob
 
 __all__ = ["Packed", "digest", "pack", "pack_to_file", "put", "put_packed", "read", "release"]
+
+
+_STORED = select(exists().where(col(Blob.sha256) == bindparam("sha")))  # asked per file: built once
 
 
 def put(session: Session, data: bytes, *, compress: bool = False) -> str:
@@ -66,7 +69,7 @@ def _streams(session: Session, size: int) -> bool:
 def _known(session: Session, sha: str) -> bool:
     """Whether the blob is stored already (asked of the database once per transaction)."""
     known: set[str] = session.info.setdefault("blobs", set())
-    if sha in known or session.exec(select(exists().where(col(Blob.sha256) == sha))).one():
+    if sha in known or session.execute(_STORED, {"sha": sha}).scalar():
         known.add(sha)
         return True
     return False

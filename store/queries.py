@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import CursorResult, bindparam, func, insert, text
+from sqlalchemy import CursorResult, Insert, Table, bindparam, func, insert, text
 from sqlmodel import Session, SQLModel, col, select
 
 from store.models import CapHit, Contact, LedgerEntry, Message, Organisation, Ticket, Watcher, utcnow
@@ -39,17 +39,23 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str
         for row in filled:  # one by one, in order: the large ones are streamed
             _insert_streamed(session, table, row)
         return
-    session.execute(insert(table), filled)
+    session.execute(_insert(table), filled)
 
 
 def insert_one(session: Session, model: type[SQLModel], **values: Any) -> int:
     """One row written at once, without an ORM object, with the model's defaults; its id."""
     table = model.__table__  # type: ignore[attr-defined]
     row = {**_defaults(model), "created_at": utcnow(), **values}
-    result = cast("CursorResult[Any]", session.execute(insert(table), row))
+    result = cast("CursorResult[Any]", session.execute(_insert(table), row))
     inserted = result.inserted_primary_key
     assert inserted is not None
     return int(inserted[0])
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    """A table's plain insert, built once (its compiled form is cached by the statement)."""
+    return insert(table)
 
 
 @functools.cache
@@ -108,17 +114,17 @@ def next_counter(session: Session, scope: str) -> int:
 
 def ticket_for_message_keys(session: Session, keys: Sequence[str]) -> Ticket | None:
     """The newest ticket holding a message with one of these Message-ID keys."""
-    return session.exec(
-        select(Ticket)
-        .join(Message, col(Message.ticket_id) == col(Ticket.id))
-        .where(col(Message.message_key).in_(list(keys)))
-        .order_by(col(Ticket.id).desc())
-        .limit(1)
-    ).first()
+    found: Ticket | None = session.execute(_TICKET_BY_KEYS, {"keys": list(keys)}).scalars().first()
+    return found
 
 
 # The look-ups every mail makes, built once: building a statement costs more than running it.
 _MESSAGE_BY_KEY = select(Message).where(Message.message_key == bindparam("key")).limit(1)
+_TICKET_BY_KEYS = (select(Ticket)
+                   .join(Message, col(Message.ticket_id) == col(Ticket.id))
+                   .where(col(Message.message_key).in_(bindparam("keys", expanding=True)))
+                   .order_by(col(Ticket.id).desc())
+                   .limit(1))
 _CONTACT = select(Contact).where(Contact.address == bindparam("address")).limit(1)
 _ORGANISATION = select(Organisation).where(Organisation.domain == bindparam("domain")).limit(1)
 _WATCHERS = select(Watcher.address).where(Watcher.ticket_id == bindparam("ticket_id")).order_by(
