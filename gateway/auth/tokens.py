@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from gateway.auth.providers import Endpoints, endpoints
 from gateway.auth.tls import client_context
 from gateway.config import OAuthConfig
@@ -85,6 +83,8 @@ class TokenClient:
 
     async def post(self, url: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """POST a form; (status, JSON body); TokenEndpointUnavailable when there is no usable answer."""
+        import httpx  # loaded by the first token request: most runs of the CLI make none
+
         try:
             async with httpx.AsyncClient(timeout=self.timeout, verify=client_context()) as http:
                 response = await http.post(url, data=form, headers={"Accept": "application/json"})

@@ -21,8 +21,8 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
@@ -33,6 +33,9 @@ from gateway.outbound.flush import aware
 from gateway.retry import backoff
 from store.db import transaction
 from store.models import WebhookDelivery
+
+if TYPE_CHECKING:  # httpx (and the CLI it pulls in) is loaded where webhooks are sent
+    import httpx
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -144,6 +147,7 @@ async def _send_all(engine: Engine, hook: WebhookConfig | None, name: str,
 async def _post(client: httpx.AsyncClient, hook: WebhookConfig, row_id: int, event_id: str,
                 event: str, body: bytes) -> str | None:
     """POST one event; None when the receiver acknowledged it (2xx), else why not."""
+    import httpx
     headers = {"Content-Type": "application/json", "User-Agent": "ticketgate-webhooks/1",
                "Ticketgate-Event": event, "Ticketgate-Event-Id": event_id,
                "Ticketgate-Delivery": str(row_id), SIGNATURE: sign(hook.secret, int(time.time()), body)}
@@ -210,6 +214,8 @@ class WebhookWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until stop is set; a database outage is logged once and waited out."""
+        import httpx  # loaded by the first delivery: most runs of the CLI send none
+
         async with httpx.AsyncClient() as client:
             while not stop.is_set():
                 wait = self.config.outbound.flush_seconds
@@ -225,6 +231,8 @@ class WebhookWorker:
 
     async def flush(self) -> DeliveryResult:
         """One pass (run --once)."""
+        import httpx  # loaded by the first delivery: most runs of the CLI send none
+
         async with httpx.AsyncClient() as client:
             return await deliver_once(self.engine, self.config, client)
 
