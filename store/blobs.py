@@ -1,11 +1,11 @@
 """Content-addressed bytes: each distinct file or raw mail kept once, by its SHA-256.
 
 ``put`` stores bytes (compressed with zlib when asked and when that helps) and returns the
-digest rows refer to; ``put_packed`` stores bytes a parse worker packed (``store.packing``);
-``read`` gives the bytes back. ``release`` deletes the blobs of a list that nothing refers
-to any more: an attachment row, a message's original. On PostgreSQL the
-foreign keys settle a race with a writer that just referred to the same blob: the delete
-then fails inside its savepoint and the blob stays.
+digest rows refer to; ``put_packed`` stores bytes packed beforehand (``store.packing``: by
+the parse worker, or by a thread while a large mail is parsed); ``read`` gives the bytes
+back. ``release`` deletes the blobs of a list that nothing refers to any more: an attachment
+row, a message's original. On PostgreSQL the foreign keys settle a race with a writer that
+just referred to the same blob: the delete then fails inside its savepoint and the blob stays.
 """
 
 from __future__ import annotations

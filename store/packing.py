@@ -2,7 +2,7 @@
 
 No session needed, so the parse worker can pack a mail's original while the main process
 stores the mail before it (``gateway.intake.parsepool``), and a thread can pack a large one
-while it is parsed (``gateway.record.pack_beside``): zlib and SHA-256 release the GIL.
+while it is parsed (``gateway.record.packed_beside``): zlib and SHA-256 release the GIL.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ def pack(data: bytes, *, compress: bool = True, sha: str | None = None) -> Packe
         if len(packed) <= len(data) * MIN_SAVING:
             return Packed(sha, len(data), "zlib", packed)
     return Packed(sha, len(data), "identity", data)
-
 
 
 def pack_to_file(data: bytes, *, compress: bool = True, sha: str | None = None) -> Packed:
