@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
-# Libraries that log routine INFO lines (Alembic at every start, APScheduler every 5 s).
-CHATTY = ("alembic", "apscheduler", "aioimaplib", "mailparser", "httpx")
+# Libraries that log routine INFO lines (Alembic at every start, aioimaplib per connection,
+# httpx per request).
+CHATTY = ("alembic", "aioimaplib", "httpx")
 
 
 def configure_logging(verbose: bool, command: str) -> None:

@@ -227,7 +227,7 @@ def test_library_logs_are_quiet_by_default_and_shown_with_v(
                                f'password = "{dovecot.password}"\nfolder = "{folder}"\n')
     quiet = _ticketgate("--config", str(config), "run", "--once")
     assert quiet.returncode == 0, quiet.stderr
-    assert "alembic" not in quiet.stderr and "apscheduler" not in quiet.stderr
+    assert "alembic" not in quiet.stderr and "aioimaplib" not in quiet.stderr
     assert "gateway.service: ticketgate running: 1 mailbox(es) (once)" in quiet.stderr
     assert quiet.stdout.startswith("box:1\tcreated\t")  # run --once: one line per mail
     assert quiet.stdout.endswith("box: 1 fetched (created 1)\n")
@@ -238,11 +238,11 @@ def test_library_logs_are_quiet_by_default_and_shown_with_v(
 
 
 def test_chatty_libraries_are_held_at_warning_unless_verbose() -> None:
+    chatty = ("alembic", "aioimaplib", "httpx")
     configure_logging(False, "run")
-    assert [logging.getLogger(n).getEffectiveLevel() for n in ("alembic", "apscheduler")] == [
-        logging.WARNING] * 2
+    assert [logging.getLogger(n).getEffectiveLevel() for n in chatty] == [logging.WARNING] * 3
     configure_logging(True, "run")  # -v: their level is the root's again (DEBUG)
-    assert [logging.getLogger(n).level for n in ("alembic", "apscheduler")] == [logging.NOTSET] * 2
+    assert [logging.getLogger(n).level for n in chatty] == [logging.NOTSET] * 3
     configure_logging(False, "run")
 
 
