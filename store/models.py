@@ -154,8 +154,8 @@ class LedgerEntry(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     mailbox: str = Field(max_length=200)
-    uidvalidity: int | None = None
-    uid: int | None = None
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)  # IMAP: up to 2^32-1
+    uid: int | None = Field(default=None, sa_type=BigInteger)
     message_key: str = Field(max_length=64, index=True)
     outcome: str = Field(max_length=30)
     ticket_number: str | None = Field(default=None, max_length=40)
@@ -173,8 +173,8 @@ class QuarantinedMail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     mailbox: str = Field(max_length=200)
-    uidvalidity: int | None = None
-    uid: int | None = None
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)
+    uid: int | None = Field(default=None, sa_type=BigInteger)
     message_key: str = Field(max_length=64, index=True)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -102,3 +102,17 @@ def test_oversized_mail_is_quarantined_with_its_bytes(engine: Engine) -> None:
     with transaction(engine) as session:
         entry = session.exec(select(QuarantinedMail)).one()
     assert entry.raw == mail("big")
+
+
+def test_the_highest_imap_uids_are_recorded_for_a_ticket_and_for_quarantine(engine: Engine) -> None:
+    top = 2**32 - 1  # UIDVALIDITY and UID are unsigned 32-bit in IMAP: past PostgreSQL's INTEGER
+    config = make_config()
+    stored = process(engine, config, RawMail(mail(1), "box", top, top))
+    again = process(engine, config, RawMail(mail(1), "box", top, top))
+    failed = process(engine, config, RawMail(b"\x89PNG\r\n\x1a\n", "box", top, top - 1))
+    assert (stored.outcome, again.outcome, failed.outcome) == ("created", "duplicate", "quarantined")
+    with transaction(engine) as session:
+        ledger = session.exec(select(LedgerEntry.uidvalidity, LedgerEntry.uid)).all()
+        assert sorted(ledger) == [(top, top - 1), (top, top)]
+        kept = session.exec(select(QuarantinedMail)).one()
+        assert (kept.uidvalidity, kept.uid) == (top, top - 1)
