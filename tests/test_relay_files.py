@@ -149,3 +149,18 @@ async def test_relaying_files_can_be_switched_off(engine: Engine, smtp: SmtpServ
     (answer,) = relayed(smtp, "anna@acme.example")
     assert files_of(answer) == {}
     assert "Please follow the manual" in answer.message.get_body(("plain",)).get_content()
+
+
+async def test_an_answer_line_starting_with_from_reaches_the_customer_unchanged(
+        engine: Engine, smtp: SmtpServer) -> None:
+    config, number, note = await _open(engine, smtp, [])
+    body = "Thanks for waiting.\r\nFrom now on the printer prints again.\r\nFrom: the team"
+    reply = agent_reply("from", note.message["Reply-To"], number, [])
+    reply = reply.replace(b"Please follow the manual, page 3.", body.encode())
+    process(engine, config, RawMail(reply, "in"), now=T0)
+    await flush(engine, config)
+    (answer,) = relayed(smtp, "anna@acme.example")
+    text = answer.message.get_body(("plain",)).get_content()
+    lines = text.splitlines()
+    assert "From now on the printer prints again." in lines and "From: the team" in lines
+    assert ">From" not in text

@@ -20,12 +20,13 @@ from types import TracebackType
 from typing import Protocol
 
 import aiosmtplib
-from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
+from aiosmtplib.email import extract_recipients, extract_sender
 
 from gateway.auth.signin import PasswordSignIn, SignIn
 from gateway.auth.tls import client_context, tls_problem
 from gateway.config import SmtpConfig
 from gateway.errors import PermanentSendError, SignInError, TemporarySendError, TokenEndpointUnavailable
+from gateway.outbound.wire import wire_bytes
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,11 @@ class Outgoing:
 
 
 def outgoing(message: Message) -> Outgoing:
-    """Envelope and bytes of a mail (From, To and Cc; no Bcc is ever set), as aiosmtplib makes them."""
+    """Envelope (From, To and Cc; no Bcc is ever set) and wire bytes (``gateway.outbound.wire``)."""
     sender = extract_sender(message)
     if sender is None:
         raise ValueError("the mail has no From header")
-    return Outgoing(sender, extract_recipients(message),
-                    flatten_message(message, utf8=False, cte_type="8bit"), message)
+    return Outgoing(sender, extract_recipients(message), wire_bytes(message), message)
 
 
 class MailSender(Protocol):
@@ -164,7 +164,9 @@ class SmtpSender:
             if mail.plain and client.supports_extension("8BITMIME"):
                 refused, _ = await client.sendmail(mail.sender, mail.recipients, mail.data,
                                                    mail_options=["BODY=8BITMIME"])
-            else:
+            elif mail.plain and mail.data.isascii():  # 7-bit: any server takes it as it is
+                refused, _ = await client.sendmail(mail.sender, mail.recipients, mail.data)
+            else:  # an address outside ASCII: aiosmtplib negotiates SMTPUTF8
                 refused, _ = await client.send_message(mail.message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
