@@ -8,8 +8,9 @@ from email.message import Message as MimeMessage
 from io import BytesIO
 
 import pytest
+from aiosmtplib.email import extract_recipients, extract_sender
 
-from gateway.outbound.compose import compose
+from gateway.outbound.compose import Composed, compose
 from gateway.outbound.files import File
 from gateway.outbound.notify import ticket_context
 from gateway.outbound.render import Renderer
@@ -28,7 +29,7 @@ def _generator(mail: MimeMessage) -> bytes:
 
 
 def _composed(language: str, name: str, subject: str, text: str,
-              files: list[tuple[str, str, str | None]]) -> MimeMessage:
+              files: list[tuple[str, str, str | None]]) -> Composed:
     config = make_config()
     ticket = Ticket(id=1, number="T20261130.0001", subject=subject, channel="support")
     context = ticket_context(config, ticket, language)
@@ -48,7 +49,7 @@ def _composed(language: str, name: str, subject: str, text: str,
     attached = [File(Attachment(id=n, message_id=1, filename=filename, content_type=ctype, size=len(PNG),
                                 content_id=cid, blob="x"), PNG)
                 for n, (filename, ctype, cid) in enumerate(files)]
-    return compose(row, message, ticket, Renderer(), attached).mail
+    return compose(row, message, ticket, Renderer(), attached)
 
 
 @pytest.mark.parametrize(("language", "name", "subject", "files"), [
@@ -63,12 +64,16 @@ def _composed(language: str, name: str, subject: str, text: str,
 ])
 def test_the_bytes_are_the_generators(language: str, name: str, subject: str,
                                       files: list[tuple[str, str, str | None]]) -> None:
-    mail = _composed(language, name, subject, "Thanks.\nFrom now on it works.\n\nAlice", files)
-    assert wire_bytes(mail) == _generator(mail)
+    composed = _composed(language, name, subject, "Thanks.\nFrom now on it works.\n\nAlice", files)
+    assert wire_bytes(composed.mail) == _generator(composed.mail)
+    # the envelope compose knows is the one the headers give
+    assert composed.sender == extract_sender(composed.mail) == "support@example.com"
+    assert composed.recipients == extract_recipients(composed.mail) == ["anna@acme.example",
+                                                                       "bert@acme.example"]
 
 
 def test_a_from_line_is_not_escaped() -> None:
-    wire = wire_bytes(_composed("en", "Anna", "Printer", "Thanks.\nFrom now on it works.", []))
+    wire = wire_bytes(_composed("en", "Anna", "Printer", "Thanks.\nFrom now on it works.", []).mail)
     assert b"\r\nFrom now on it works." in wire and b">From" not in wire
 
 

@@ -2,17 +2,18 @@
 
 Built on the stdlib's compat32 classes: headers are written as we give them when they fit on a
 line in ASCII, and folded the modern way (RFC 2047 words only where needed) otherwise; the
-parts are UTF-8 quoted-printable. Several times cheaper than ``EmailMessage``, same wire text.
+parts are UTF-8 quoted-printable (readable in any client's source view, and 7-bit clean).
+Several times cheaper than ``EmailMessage``, same wire text.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.charset import QP, Charset
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
@@ -24,9 +25,6 @@ from gateway.outbound.outbox import header_safe, subject_with_token
 from gateway.outbound.render import Renderer
 from store.models import Message, OutboxMail, Ticket
 
-_UTF8 = Charset("utf-8")
-_UTF8.body_encoding = QP  # readable in any client's source view, and 7-bit clean
-
 
 @dataclass(frozen=True)
 class Composed:
@@ -36,6 +34,8 @@ class Composed:
     subject: str
     text: str
     html: str
+    sender: str  # the envelope: what the headers say, known without parsing them again
+    recipients: list[str]
 
 
 def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Renderer,
@@ -46,12 +46,13 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     rendered = renderer.render(row.template, row.language, context)
     mail = _body(rendered.text, rendered.html, files)
     recipients = json.loads(row.recipients)
-    named = [(r["kind"], _address(r["name"], r["address"])) for r in recipients]
-    to = [a for kind, a in named if kind == "to"] or [named[0][1]]  # someone must be in To
-    cc = [a for _, a in named if a not in to]
+    named = [(r["kind"], _address(r["name"], r["address"]), r["address"]) for r in recipients]
+    to = [n for n in named if n[0] == "to"] or named[:1]  # someone must be in To
+    cc = [n for n in named if n not in to]
     subject = subject_with_token(rendered.subject, ticket.number)
     headers = [("From", _address(meta["from_name"], meta["from_address"])),
-               ("To", ", ".join(to)), ("Cc", ", ".join(cc)), ("Reply-To", meta["reply_to"]),
+               ("To", ", ".join(n[1] for n in to)), ("Cc", ", ".join(n[1] for n in cc)),
+               ("Reply-To", meta["reply_to"]),
                ("Subject", subject),
                ("Message-ID", f"<{message.message_id}>"),
                ("Date", format_datetime(datetime.now(UTC))),
@@ -65,7 +66,8 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
     for name, value in headers:
         if value:
             mail[name] = _Folded(name, value)  # type: ignore[assignment]  # compat32 takes a Header-like value
-    return Composed(mail, subject, rendered.text, rendered.html)
+    return Composed(mail, subject, rendered.text, rendered.html, meta["from_address"],
+                    [n[2] for n in [*to, *cc]])
 
 
 class _Folded:
@@ -110,9 +112,11 @@ def _body(text: str, html: str, files: Sequence[File]) -> MIMEMultipart:
 
 
 def _text_part(body: str, subtype: str) -> MIMENonMultipart:
-    """A UTF-8 text part, quoted-printable."""
+    """A UTF-8 text part, quoted-printable (binascii's C encoder: the stdlib charset's own is
+    pure Python and writes the same text several times slower)."""
     part = MIMENonMultipart("text", subtype, charset="utf-8")
-    part.set_payload(body, _UTF8)
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii"))
     return part
 
 

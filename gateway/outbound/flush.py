@@ -155,7 +155,8 @@ def prepare(engine: Engine, config: Config, renderer: Renderer, ids: list[int],
             message, ticket = messages[row.message_row], tickets[row.ticket_id]
             try:
                 composed = compose(row, message, ticket, renderer, files.get(row.message_row, ()))
-                prepared.append(Prepared(row.id, row.primary_address, outgoing(composed.mail)))
+                prepared.append(Prepared(row.id, row.primary_address, outgoing(
+                    composed.mail, composed.sender, composed.recipients)))
             except Exception as exc:  # a broken (admin) template: record it, never crash
                 failed_renders[row.id] = ("failed", f"render failed: {type(exc).__name__}: {exc}")
                 continue

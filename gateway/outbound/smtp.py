@@ -44,12 +44,16 @@ class Outgoing:
         return (self.sender + "".join(self.recipients)).isascii()
 
 
-def outgoing(message: Message) -> Outgoing:
-    """Envelope (From, To and Cc; no Bcc is ever set) and wire bytes (``gateway.outbound.wire``)."""
-    sender = extract_sender(message)
+def outgoing(message: Message, sender: str | None = None,
+             recipients: list[str] | None = None) -> Outgoing:
+    """Envelope (From, To and Cc; no Bcc is ever set) and wire bytes (``gateway.outbound.wire``);
+    an envelope the caller knows is not parsed out of the headers again."""
+    sender = sender or extract_sender(message)
     if sender is None:
         raise ValueError("the mail has no From header")
-    return Outgoing(sender, extract_recipients(message), wire_bytes(message), message)
+    if recipients is None:
+        recipients = extract_recipients(message)
+    return Outgoing(sender, recipients, wire_bytes(message), message)
 
 
 class MailSender(Protocol):
