@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -24,7 +25,11 @@ def make_engine(url: str, *, create_under: Path | None = None) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         if parsed.drivername == "postgresql":  # the URL object: str() would mask the password
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
+        side = create_engine(parsed, pool_size=1, max_overflow=4, pool_pre_ping=True)
+        _COUNTERS[engine] = side
+        event.listen(engine, "engine_disposed", lambda _engine: side.dispose())
+        return engine
     if create_under is not None and parsed.database and parsed.database != ":memory:":
         folder = Path(parsed.database).resolve().parent
         if folder.is_relative_to(create_under.resolve()):
@@ -47,6 +52,19 @@ def make_engine(url: str, *, create_under: Path | None = None) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+_COUNTERS: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+
+def counter_engine(engine: Engine) -> Engine | None:
+    """The side pool a PostgreSQL engine draws counter values from, each in a transaction of
+    its own (``store.queries.next_counter``); None: draw them in the caller's transaction.
+
+    A pool of its own, never the caller's: a caller holding its last connection while it
+    waited for another one would wait forever.
+    """
+    return _COUNTERS.get(engine)
 
 
 def migrate(engine: Engine) -> None:

@@ -11,6 +11,7 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import CursorResult, Insert, Table, bindparam, func, insert, text
 from sqlmodel import Session, SQLModel, col, select
 
+from store.db import counter_engine
 from store.models import CapHit, Contact, LedgerEntry, Message, Organisation, Ticket, Watcher, utcnow
 
 FREEMAIL_DOMAINS = frozenset({
@@ -100,16 +101,24 @@ def fill_blob(session: Session, table: str, column: str, rowid: int,
                 blob.write(view[start:start + _CHUNK])
 
 
+_NEXT_VALUE = text("INSERT INTO counter (scope, value) VALUES (:scope, 1) "
+                   "ON CONFLICT (scope) DO UPDATE SET value = counter.value + 1 RETURNING value")
+
+
 def next_counter(session: Session, scope: str) -> int:
-    """Atomically take the next value of a counter (row lock / write lock held to commit)."""
-    row = session.execute(
-        text(
-            "INSERT INTO counter (scope, value) VALUES (:scope, 1) "
-            "ON CONFLICT (scope) DO UPDATE SET value = counter.value + 1 RETURNING value"
-        ),
-        {"scope": scope},
-    ).one()
-    return int(row[0])
+    """Atomically take the next value of a counter.
+
+    On PostgreSQL in a transaction of its own, committed at once: drawn in the mail's
+    transaction, the counter row stayed locked until that mail's commit, and every new ticket
+    of every instance and mailbox queued on the one row. A mail whose transaction then rolls
+    back leaves a gap in the numbers. SQLite has one writer at a time anyway: there the value
+    is drawn in the caller's transaction.
+    """
+    side = counter_engine(session.get_bind().engine)
+    if side is None:
+        return int(session.execute(_NEXT_VALUE, {"scope": scope}).scalar_one())
+    with side.begin() as connection:
+        return int(connection.execute(_NEXT_VALUE, {"scope": scope}).scalar_one())
 
 
 def ticket_for_message_keys(session: Session, keys: Sequence[str]) -> Ticket | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
@@ -11,6 +12,7 @@ from gateway.pipeline import RawMail, process
 from store import blobs
 from store.db import transaction
 from store.models import Attachment, LedgerEntry, Message, QuarantinedMail, Watcher
+from store.queries import next_counter
 from tests.conftest import mail, make_config
 
 
@@ -116,3 +118,31 @@ def test_the_highest_imap_uids_are_recorded_for_a_ticket_and_for_quarantine(engi
         assert sorted(ledger) == [(top, top - 1), (top, top)]
         kept = session.exec(select(QuarantinedMail)).one()
         assert (kept.uidvalidity, kept.uid) == (top, top - 1)
+
+
+def test_a_ticket_number_never_waits_for_another_mails_commit_on_postgresql(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":  # one writer at a time: drawn in the mail's transaction
+        with pytest.raises(RuntimeError), transaction(engine) as session:
+            assert next_counter(session, "T") == 1
+            raise RuntimeError("the mail failed")
+        with transaction(engine) as session:
+            assert next_counter(session, "T") == 1  # given back with the rollback: no gap
+        return
+    drawn: list[int] = []
+    done = threading.Event()
+
+    def another_mail() -> None:
+        with transaction(engine) as session:
+            drawn.append(next_counter(session, "T"))
+        done.set()
+
+    with pytest.raises(RuntimeError), transaction(engine) as session:
+        assert next_counter(session, "T") == 1
+        other = threading.Thread(target=another_mail)
+        other.start()
+        # drawn inside this transaction, the row would stay locked until it ends
+        assert done.wait(10), "the second number waited for the first mail's commit"
+        raise RuntimeError("the first mail failed")
+    other.join()
+    with transaction(engine) as session:
+        assert (drawn, next_counter(session, "T")) == ([2], 3)  # the rolled-back 1 is a gap
