@@ -13,7 +13,7 @@ from sqlmodel import select
 from gateway.pipeline import RawMail, process
 from gateway.service import run_service
 from store.db import transaction
-from store.models import Attachment, Blob
+from store.models import Attachment, Blob, OutboxMail
 from tests.conftest import mailbox_table
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import Delivered, SmtpServer
@@ -164,3 +164,44 @@ async def test_an_answer_line_starting_with_from_reaches_the_customer_unchanged(
     lines = text.splitlines()
     assert "From now on the printer prints again." in lines and "From: the team" in lines
     assert ">From" not in text
+
+
+async def test_an_address_outside_ascii_gets_the_same_bytes_over_smtputf8(engine: Engine) -> None:
+    server = SmtpServer().start()  # aiosmtpd offers SMTPUTF8
+    try:
+        config = agent_config(engine, server, outbound={"message_id_domain": "example.com"})
+        first = customer_mail("utf8", []).replace(b"Anna <anna@acme.example>",
+                                                  "Jörg <jörg@acme.example>".encode())
+        created = process(engine, config, RawMail(first, "in"), now=T0)
+        assert created.ticket_number is not None
+        await flush(engine, config)
+        note = server.handler.to("alice@example.com")[-1]
+        reply = agent_reply("utf8", note.message["Reply-To"], created.ticket_number, [])
+        reply = reply.replace(b"Please follow the manual, page 3.",
+                              b"From now on it prints again.")
+        process(engine, config, RawMail(reply, "in"), now=T0)
+        await flush(engine, config)
+        (answer,) = relayed(server, "jörg@acme.example")
+    finally:
+        server.stop()
+    assert answer.rcpt_tos[0] == "jörg@acme.example"
+    assert "Jörg <jörg@acme.example>" in answer.data.decode()  # UTF-8 header: no encoded word
+    lines = answer.message.get_body(("plain",)).get_content().splitlines()
+    assert "From now on it prints again." in lines
+
+
+async def test_an_address_outside_ascii_waits_for_a_server_with_smtputf8(engine: Engine) -> None:
+    server = SmtpServer(smtputf8=False).start()
+    try:
+        config = agent_config(engine, server, outbound={"message_id_domain": "example.com"})
+        first = customer_mail("ascii-only", []).replace(b"Anna <anna@acme.example>",
+                                                        "Jörg <jörg@acme.example>".encode())
+        process(engine, config, RawMail(first, "in"), now=T0)
+        await flush(engine, config)
+    finally:
+        server.stop()
+    assert not server.handler.to("jörg@acme.example")
+    assert server.handler.to("alice@example.com")  # the agent's note went out meanwhile
+    with transaction(engine) as session:
+        ack = session.exec(select(OutboxMail).where(OutboxMail.primary_address == "jörg@acme.example")).one()
+        assert ack.status == "pending" and "does not support SMTPUTF8" in ack.last_error

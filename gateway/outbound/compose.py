@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from email.utils import quote as _quote
 
 from gateway.outbound.files import File, file_parts
 from gateway.outbound.outbox import header_safe, subject_with_token
@@ -63,28 +65,31 @@ def compose(row: OutboxMail, message: Message, ticket: Ticket, renderer: Rendere
                # an agent's reply is a human's mail
                ("Precedence", "bulk" if meta["auto_submitted"] != "no" else ""),
                ("X-Loop", meta["from_address"])]
+    envelope = [n[2] for n in [*to, *cc]]
+    utf8 = not "".join([meta["from_address"], *envelope]).isascii()  # sent with SMTPUTF8
     for name, value in headers:
         if value:
-            mail[name] = _Folded(name, value)  # type: ignore[assignment]  # compat32 takes a Header-like value
-    return Composed(mail, subject, rendered.text, rendered.html, meta["from_address"],
-                    [n[2] for n in [*to, *cc]])
+            mail[name] = _Folded(name, value, utf8)  # type: ignore[assignment]  # compat32 takes a Header-like value
+    return Composed(mail, subject, rendered.text, rendered.html, meta["from_address"], envelope)
 
 
 class _Folded:
     """A header value as it goes on the wire: as is when it fits on a line in ASCII, else
-    folded the modern way (RFC 2047 words only for the words that need them).
+    folded the modern way (RFC 2047 words only for the words that need them; none at all in
+    a mail to or from an address outside ASCII, which goes with SMTPUTF8 and UTF-8 headers,
+    RFC 6532: an encoded word inside an address would break it).
 
     compat32 writes a value that is not a str through its ``encode``, as it would a ``Header``.
     """
 
-    def __init__(self, name: str, value: str) -> None:
-        self.name, self.value = name, value
+    def __init__(self, name: str, value: str, utf8: bool = False) -> None:
+        self.name, self.value, self.utf8 = name, value, utf8
 
     def encode(self, linesep: str = "\n", maxlinelen: int = 78) -> str:
         """The value as it goes on the wire, continuation lines joined by linesep."""
         if self.value.isascii() and len(self.name) + 2 + len(self.value) <= (maxlinelen or 78):
             return self.value
-        policy = SMTP.clone(linesep=linesep, max_line_length=maxlinelen or None)
+        policy = SMTP.clone(linesep=linesep, max_line_length=maxlinelen or None, utf8=self.utf8)
         folded = str(policy.header_factory(self.name, self.value).fold(policy=policy))
         return folded[len(self.name) + 2:-len(linesep)]
 
@@ -120,6 +125,20 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
     return part
 
 
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')  # a display name with these is quoted
+
+
+def quote_name(name: str) -> str:
+    """A display name with specials, as a quoted string."""
+    return f'"{_quote(name)}"'
+
+
 def _address(name: str, address: str) -> str:
-    """Name and address for a header; a name outside ASCII as an RFC 2047 word."""
-    return formataddr((header_safe(name), address), charset="utf-8")
+    """Name and address for a header; a name outside ASCII as an RFC 2047 word, unless the
+    address itself is outside ASCII (the mail then goes with UTF-8 headers)."""
+    name = header_safe(name)
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    if not name:
+        return address
+    return f"{quote_name(name) if _SPECIALS.search(name) else name} <{address}>"

@@ -1,9 +1,9 @@
 """SMTP sender: the only module that imports aiosmtplib; mails go out prepared as bytes.
 
 ``outgoing`` turns a composed mail into its envelope and wire bytes ahead of time (in the
-mailer's worker thread, off the event loop); ``SmtpSender.send`` hands them over, and falls
-back to aiosmtplib's own serialisation for a server without 8BITMIME or an address that
-needs SMTPUTF8.
+mailer's worker thread, off the event loop); ``SmtpSender.send`` hands them over (with
+SMTPUTF8 for an address outside ASCII), and falls back to aiosmtplib's own serialisation
+only for 8-bit bytes to a server without 8BITMIME (ours are 7-bit: quoted-printable, base64).
 
 Library errors are translated at this edge into ``gateway.errors``: ``TemporarySendError``
 (4xx, network: retry later) and ``PermanentSendError`` (5xx: give up, record). A temporary
@@ -165,12 +165,22 @@ class SmtpSender:
         if client is None:
             raise TemporarySendError("not connected", connection_lost=True)
         try:
-            if mail.plain and client.supports_extension("8BITMIME"):
+            if client.is_ehlo_or_helo_needed:  # what the server supports decides how to send
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
+            eight_bit = client.supports_extension("8BITMIME")
+            options = ["BODY=8BITMIME"] if eight_bit else []
+            if not mail.plain:  # an address outside ASCII
+                if not client.supports_extension("SMTPUTF8"):
+                    raise TemporarySendError("an address contains non-ASCII characters, but the "
+                                             "server does not support SMTPUTF8")
+                options.append("SMTPUTF8")
+            if eight_bit or mail.data.isascii():
                 refused, _ = await client.sendmail(mail.sender, mail.recipients, mail.data,
-                                                   mail_options=["BODY=8BITMIME"])
-            elif mail.plain and mail.data.isascii():  # 7-bit: any server takes it as it is
-                refused, _ = await client.sendmail(mail.sender, mail.recipients, mail.data)
-            else:  # an address outside ASCII: aiosmtplib negotiates SMTPUTF8
+                                                   mail_options=options)
+            else:  # 8-bit bytes and a server without 8BITMIME: aiosmtplib re-encodes them
                 refused, _ = await client.send_message(mail.message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]

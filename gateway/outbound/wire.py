@@ -42,7 +42,10 @@ def _write(part: Message, out: list[bytes]) -> bool:
     if part.policy is not compat32 or part.preamble is not None or part.epilogue is not None:
         return False
     for name, value in part.raw_items():
-        if isinstance(value, str) and value.isascii() and "\r" not in value and "\n" not in value \
+        if not isinstance(value, str):  # compose's folded value: compat32 asks it the same way
+            text = value.encode(linesep="\r\n", maxlinelen=_MAX_LINE)
+            out.append(f"{name}: {text}\r\n".encode())  # UTF-8 only in a SMTPUTF8 mail
+        elif value.isascii() and "\r" not in value and "\n" not in value \
                 and len(name) + 2 + len(value) <= _MAX_LINE:
             out.append(f"{name}: {value}\r\n".encode("ascii"))
         else:

@@ -131,23 +131,24 @@ class SmtpServer:
 
     def __init__(self, port: int | None = None, *, tls: tuple[Path, Path] | None = None,
                  implicit_tls: bool = False,
-                 user_of: Callable[[str], str | None] | None = None) -> None:
-        """tls (certificate, key): STARTTLS required, or implicit TLS; user_of: offer XOAUTH2."""
+                 user_of: Callable[[str], str | None] | None = None, smtputf8: bool = True) -> None:
+        """tls (certificate, key): STARTTLS required, or implicit TLS; user_of: offer XOAUTH2;
+        smtputf8=False: a server without SMTPUTF8 (no addresses outside ASCII)."""
         self.handler: CapturingHandler = (OAuthHandler(user_of=user_of) if user_of is not None
                                           else CapturingHandler())
         self.host = "127.0.0.1"
         self.port = port or free_port()
-        self.tls, self.implicit_tls = tls, implicit_tls
+        self.tls, self.implicit_tls, self.smtputf8 = tls, implicit_tls, smtputf8
         self._controller: Controller | None = None
 
     def start(self) -> SmtpServer:
         """Listen (the handler, and so the captured mail, survives restarts)."""
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"enable_SMTPUTF8": self.smtputf8}
         if self.tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*self.tls)
-            options = ({"ssl_context": context} if self.implicit_tls
-                       else {"tls_context": context, "require_starttls": True})
+            options.update({"ssl_context": context} if self.implicit_tls
+                           else {"tls_context": context, "require_starttls": True})
         if isinstance(self.handler, OAuthHandler):
             options["auth_require_tls"] = self.tls is not None
         self._controller = Controller(self.handler, hostname=self.host, port=self.port, **options)
