@@ -83,3 +83,17 @@ def test_a_mail_of_another_policy_goes_through_the_generator() -> None:
     mail["Subject"] = "Grüße"
     mail.set_content("From here on: UTF-8 text, ümlauts.\n")
     assert wire_bytes(mail) == _generator(mail)
+
+
+def test_a_generated_mail_to_an_address_outside_ascii_keeps_it_readable() -> None:
+    from email.message import EmailMessage
+
+    from gateway.outbound.smtp import outgoing
+    mail = EmailMessage()
+    mail["From"] = "support@example.com"
+    mail["To"] = "jörg@acme.example"
+    mail["Subject"] = "Your sign-in link"
+    mail.set_content("From here on: the link.\n")
+    wire = outgoing(mail)
+    assert not wire.plain and wire.recipients == ["jörg@acme.example"]
+    assert "\r\nTo: jörg@acme.example\r\n" in wire.data.decode()  # UTF-8, no encoded word

@@ -53,7 +53,8 @@ def outgoing(message: Message, sender: str | None = None,
         raise ValueError("the mail has no From header")
     if recipients is None:
         recipients = extract_recipients(message)
-    return Outgoing(sender, recipients, wire_bytes(message), message)
+    utf8 = not (sender + "".join(recipients)).isascii()
+    return Outgoing(sender, recipients, wire_bytes(message, utf8), message)
 
 
 class MailSender(Protocol):

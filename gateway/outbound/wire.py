@@ -18,21 +18,29 @@ _MAX_LINE = 78
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
-def wire_bytes(message: Message) -> bytes:
-    """The mail's bytes; a mail not built on compat32 parts goes through the generator."""
+def wire_bytes(message: Message, utf8: bool = False) -> bytes:
+    """The mail's bytes; a mail not built on compat32 parts goes through the generator.
+
+    utf8: the mail goes with SMTPUTF8 (an address outside ASCII), so a generated mail's
+    headers are written in UTF-8 (RFC 6532) instead of encoded words, which would break
+    such an address.
+    """
     out: list[bytes] = []
     if not _write(message, out):
-        return _generated(message)
+        return _generated(message, utf8)
     return b"".join(out)
 
 
-def _generated(message: Message) -> bytes:
+def _generated(message: Message, utf8: bool) -> bytes:
     """The stdlib generator's bytes, From lines left alone."""
     from email.generator import BytesGenerator
+    from email.policy import EmailPolicy
     from io import BytesIO
 
     buffer = BytesIO()
     policy = message.policy.clone(linesep="\r\n", cte_type="8bit", mangle_from_=False)
+    if utf8 and isinstance(policy, EmailPolicy):  # compat32 knows no UTF-8 headers
+        policy = policy.clone(utf8=True)
     BytesGenerator(buffer, policy=policy).flatten(message)
     return buffer.getvalue()
 
