@@ -140,19 +140,22 @@ class Inbound:
 
 def process(engine: Engine, config: Config, raw: RawMail, now: datetime | None = None,
             *, keep_failures: bool = True, rules: Sequence[Rule] = (),
-            parsed: ParsedMail | None = None) -> Disposition:
+            parsed: ParsedMail | None = None,
+            packing: Future[Packed] | None = None) -> Disposition:
     """Run one mail through the pipeline; only a database outage escapes as an exception.
 
     keep_failures=False (a quarantine retry) reports a failure without quarantining again.
+    parsed and packing: the mail parsed and its original packed beforehand (the service).
     """
     disposition = _process(engine, config, raw, now or datetime.now(UTC), keep_failures, rules,
-                           parsed)
+                           parsed, packing)
     MAILS.labels(disposition.outcome, raw.source).inc()
     return disposition
 
 
 def _process(engine: Engine, config: Config, raw: RawMail, now: datetime, keep_failures: bool,
-             rules: Sequence[Rule], parsed: ParsedMail | None) -> Disposition:
+             rules: Sequence[Rule], parsed: ParsedMail | None,
+             ahead: Future[Packed] | None) -> Disposition:
     fallback_id = f"{message_key(raw.data[:32].hex())[:40]}@unparsed.ticketgate.invalid"
     try:
         with store_errors():
@@ -163,7 +166,7 @@ def _process(engine: Engine, config: Config, raw: RawMail, now: datetime, keep_f
             junk = not_a_mail(raw.data)
             if junk is not None:  # an empty file, a picture: never a ticket from "(none)"
                 return _failed(engine, raw, junk, fallback_id, keep_failures)
-            with packed_beside(engine, raw, parsed) as packing:
+            with packed_beside(engine, raw, parsed, ahead) as packing:
                 mail = parsed or parse_mail(raw.data, SANITIZERS[config.html_sanitizer])
                 fallback_id = mail.message_id
                 verdict = inspect(mail, config.own_addresses())

@@ -93,23 +93,33 @@ def _original(session: Session, raw: RawMail, mail: ParsedMail,
     return blobs.put(session, raw.data, compress=True)
 
 
+def pack_ahead(engine: Engine, data: bytes) -> Future[Packed] | None:
+    """Start packing a large raw mail in a thread now (the service does so as soon as a batch
+    is fetched, while the mails before it are stored); None for a small one."""
+    if len(data) < LARGE_VALUE:
+        return None
+    return _PACKER.submit(pack_to_file if engine.dialect.name == "sqlite" else pack, data)
+
+
 @contextmanager
-def packed_beside(engine: Engine, raw: RawMail,
-                  parsed: ParsedMail | None) -> Iterator[Future[Packed] | None]:
-    """A large raw mail packed in a thread while it is parsed and threaded: zlib and SHA-256
-    release the GIL, so that work runs on another core. The temporary file goes afterwards."""
-    if len(raw.data) < LARGE_VALUE or (parsed is not None and parsed.packed_original is not None):
-        yield None
-        return
-    packer = pack_to_file if engine.dialect.name == "sqlite" else pack
-    packing = _PACKER.submit(packer, raw.data)
+def packed_beside(engine: Engine, raw: RawMail, parsed: ParsedMail | None,
+                  ahead: Future[Packed] | None = None) -> Iterator[Future[Packed] | None]:
+    """A large raw mail packed in a thread while it is parsed and threaded (or since ahead was
+    started): zlib and SHA-256 release the GIL, so that work runs on another core. The
+    temporary file goes afterwards."""
+    if parsed is not None and parsed.packed_original is not None:
+        packing = ahead
+    else:
+        packing = ahead or pack_ahead(engine, raw.data)
     try:
-        yield packing
+        yield None if parsed is not None and parsed.packed_original is not None else packing
     finally:
-        packing.add_done_callback(_close_packed)  # at once, or when the thread is done
+        if packing is not None:
+            packing.add_done_callback(close_packed)  # at once, or when the thread is done
 
 
-def _close_packed(packing: Future[Packed]) -> None:
+def close_packed(packing: Future[Packed]) -> None:
+    """Remove a finished packing's temporary file (a callback: it may still be running)."""
     if not packing.cancelled() and packing.exception() is None:
         packing.result().close()
 

@@ -23,6 +23,7 @@ from gateway.intake.parsepool import ParsePool
 from gateway.metrics import IMAP_RECONNECTS
 from gateway.outbound.worker import OutboxWorker
 from gateway.pipeline import Disposition, RawMail, process
+from gateway.record import close_packed, pack_ahead
 from gateway.retry import backoff
 from gateway.rules.loader import RuleBook, vocabulary
 from gateway.timers.retention import RetentionWorker
@@ -98,15 +99,22 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
             log.info("%s fetched %d mail(s): UIDs %s", cfg.name, len(fetched),
                      uid_set([uid for uid, _ in fetched]))
         ahead = parser.parse_ahead([data for _, data in fetched]) if parser else [None] * len(fetched)
-        for (uid, data), parsing in zip(fetched, ahead, strict=True):
-            raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, cfg.source)
-            parsed = await parser.result(parsing) if parser else None
-            disposition: Disposition = await asyncio.to_thread(
-                functools.partial(process, engine, config, raw, rules=in_force, parsed=parsed))
-            result.fetched += 1
-            result.mails.append((f"{cfg.name}:{uid}", disposition))
-            result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
-            (failed if disposition.outcome == "quarantined" else ok).append(uid)
+        # Large mails left to the pipeline: their originals are packed meanwhile, in a thread.
+        packings = [pack_ahead(engine, data) if parsing is None else None
+                    for (_, data), parsing in zip(fetched, ahead, strict=True)]
+        try:
+            for (uid, data), parsing, packing in zip(fetched, ahead, packings, strict=True):
+                raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, cfg.source)
+                parsed = await parser.result(parsing) if parser else None
+                disposition: Disposition = await asyncio.to_thread(functools.partial(
+                    process, engine, config, raw, rules=in_force, parsed=parsed, packing=packing))
+                result.fetched += 1
+                result.mails.append((f"{cfg.name}:{uid}", disposition))
+                result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
+                (failed if disposition.outcome == "quarantined" else ok).append(uid)
+        finally:
+            for packing in filter(None, packings):  # those never used too (an outage)
+                packing.add_done_callback(close_packed)
         await _file(box, engine, ok, cfg.processed_folder)
         await _file(box, engine, failed, cfg.failed_folder or cfg.processed_folder)
     return result

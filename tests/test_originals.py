@@ -183,3 +183,25 @@ def test_a_large_original_parsed_in_place_is_packed_in_a_thread_meanwhile(
         blob = session.get(Blob, message.original)
         assert blob is not None and blob.encoding == "zlib" and len(blob.data) < len(data) // 10
         assert blobs.read(session, message.original) == data
+
+
+def test_an_original_packed_ahead_is_not_packed_again(engine: Engine,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _mail(1, body="A long report line.\r\n" * 120_000)
+    calls: list[int] = []
+
+    def counted(packer: Callable[..., Packed]) -> Callable[..., Packed]:
+        def run(value: bytes, **kwargs: Any) -> Packed:
+            calls.append(len(value))
+            return packer(value, **kwargs)
+        return run
+
+    monkeypatch.setattr(record, "pack_to_file", counted(record.pack_to_file))
+    monkeypatch.setattr(record, "pack", counted(record.pack))
+    ahead = record.pack_ahead(engine, data)  # as the service starts it when a batch arrives
+    assert ahead is not None and record.pack_ahead(engine, b"small") is None
+    outcome = process(engine, make_config(), RawMail(data, "box", 1, 1), packing=ahead)
+    assert outcome.outcome == "created" and calls == [len(data)]
+    with transaction(engine) as session:
+        message = session.exec(select(Message).where(Message.direction == "in")).one()
+        assert message.original is not None and blobs.read(session, message.original) == data
