@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from gateway.pipeline import Disposition, RawMail, process
 from gateway.record import close_packed, pack_ahead
 from gateway.retry import backoff
 from gateway.rules.loader import RuleBook, vocabulary
+from gateway.rules.model import Rule
 from gateway.timers.retention import RetentionWorker
 from gateway.timers.worker import TimerWorker, utc_now
 from gateway.views.visibility import apply_config_organisations
@@ -91,33 +92,42 @@ async def poll_once(box: ImapMailbox, engine: Engine, config: Config,
         todo = [u for u in batch if u not in done]
         if not todo:
             continue
-        ok: list[int] = []
-        failed: list[int] = []
         in_force = rules.current() if rules is not None else []
         fetched = await box.fetch(todo)
         if fetched:  # which process fetched which mail: the record two services are judged by
             log.info("%s fetched %d mail(s): UIDs %s", cfg.name, len(fetched),
                      uid_set([uid for uid, _ in fetched]))
-        ahead = parser.parse_ahead([data for _, data in fetched]) if parser else [None] * len(fetched)
-        # Large mails left to the pipeline: their originals are packed meanwhile, in a thread.
-        packings = [pack_ahead(engine, data) if parsing is None else None
-                    for (_, data), parsing in zip(fetched, ahead, strict=True)]
-        try:
-            for (uid, data), parsing, packing in zip(fetched, ahead, packings, strict=True):
-                raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, cfg.source)
-                parsed = await parser.result(parsing) if parser else None
-                disposition: Disposition = await asyncio.to_thread(functools.partial(
-                    process, engine, config, raw, rules=in_force, parsed=parsed, packing=packing))
-                result.fetched += 1
-                result.mails.append((f"{cfg.name}:{uid}", disposition))
-                result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
-                (failed if disposition.outcome == "quarantined" else ok).append(uid)
-        finally:
-            for packing in filter(None, packings):  # those never used too (an outage)
-                packing.add_done_callback(close_packed)
+        ok, failed = await _store_batch(box, engine, config, fetched, in_force, parser, result)
         await _file(box, engine, ok, cfg.processed_folder)
         await _file(box, engine, failed, cfg.failed_folder or cfg.processed_folder)
     return result
+
+
+async def _store_batch(box: ImapMailbox, engine: Engine, config: Config,
+                       fetched: list[tuple[int, bytes]], rules: Sequence[Rule],
+                       parser: ParsePool | None, result: PollResult) -> tuple[list[int], list[int]]:
+    """Run a fetched batch through the pipeline in order; the UIDs stored and quarantined."""
+    cfg = box.config
+    ok: list[int] = []
+    failed: list[int] = []
+    ahead = parser.parse_ahead([data for _, data in fetched]) if parser else [None] * len(fetched)
+    # Large mails left to the pipeline: their originals are packed meanwhile, in a thread.
+    packings = [pack_ahead(engine, data) if parsing is None else None
+                for (_, data), parsing in zip(fetched, ahead, strict=True)]
+    try:
+        for (uid, data), parsing, packing in zip(fetched, ahead, packings, strict=True):
+            raw = RawMail(data, cfg.name, box.uidvalidity, uid, cfg.channel, cfg.source)
+            parsed = await parser.result(parsing) if parser else None
+            disposition: Disposition = await asyncio.to_thread(functools.partial(
+                process, engine, config, raw, rules=rules, parsed=parsed, packing=packing))
+            result.fetched += 1
+            result.mails.append((f"{cfg.name}:{uid}", disposition))
+            result.outcomes[disposition.outcome] = result.outcomes.get(disposition.outcome, 0) + 1
+            (failed if disposition.outcome == "quarantined" else ok).append(uid)
+    finally:
+        for packing in filter(None, packings):  # those never used too (an outage)
+            packing.add_done_callback(close_packed)
+    return ok, failed
 
 
 async def _file(box: ImapMailbox, engine: Engine, uids: list[int], folder: str | None,
