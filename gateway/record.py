@@ -107,12 +107,11 @@ def packed_beside(engine: Engine, raw: RawMail, parsed: ParsedMail | None,
     """A large raw mail packed in a thread while it is parsed and threaded (or since ahead was
     started): zlib and SHA-256 release the GIL, so that work runs on another core. The
     temporary file goes afterwards."""
-    if parsed is not None and parsed.packed_original is not None:
-        packing = ahead
-    else:
-        packing = ahead or pack_ahead(engine, raw.data)
+    packing = ahead
+    if packing is None and (parsed is None or parsed.packed_original is None):
+        packing = pack_ahead(engine, raw.data)
     try:
-        yield None if parsed is not None and parsed.packed_original is not None else packing
+        yield packing
     finally:
         if packing is not None:
             packing.add_done_callback(close_packed)  # at once, or when the thread is done

@@ -34,7 +34,7 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str
     if not rows:
         return
     table = model.__table__  # type: ignore[attr-defined]
-    stamp = {"created_at": utcnow()} if "created_at" in table.c else {}
+    stamp = _stamp(table)
     filled = [{**stamp, **row} for row in rows]
     if session.get_bind().dialect.name == "sqlite" and any(map(_large_values, filled)):
         for row in filled:  # one by one, in order: the large ones are streamed
@@ -46,11 +46,16 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str
 def insert_one(session: Session, model: type[SQLModel], **values: Any) -> int:
     """One row written at once, without an ORM object, with the model's defaults; its id."""
     table = model.__table__  # type: ignore[attr-defined]
-    row = {**_defaults(model), "created_at": utcnow(), **values}
+    row = {**_defaults(model), **_stamp(table), **values}
     result = cast("CursorResult[Any]", session.execute(_insert(table), row))
     inserted = result.inserted_primary_key
     assert inserted is not None
     return int(inserted[0])
+
+
+def _stamp(table: Table) -> dict[str, Any]:
+    """created_at = now, for a table that has that column."""
+    return {"created_at": utcnow()} if "created_at" in table.c else {}
 
 
 @functools.cache

@@ -89,6 +89,7 @@ class ParsePool:
             self._started().submit(int)  # a first job: the executor spawns its worker now
 
     def _started(self) -> ProcessPoolExecutor:
+        """The worker pool, made on first use (a service that never gets a batch has none)."""
         if self._pool is None:
             context = multiprocessing.get_context("spawn")  # no fork of a threaded process
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context,

@@ -128,11 +128,6 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')  # a display name with these is quoted
 
 
-def quote_name(name: str) -> str:
-    """A display name with specials, as a quoted string."""
-    return f'"{_quote(name)}"'
-
-
 def _address(name: str, address: str) -> str:
     """Name and address for a header; a name outside ASCII as an RFC 2047 word, unless the
     address itself is outside ASCII (the mail then goes with UTF-8 headers)."""
@@ -141,4 +136,5 @@ def _address(name: str, address: str) -> str:
         return formataddr((name, address), charset="utf-8")
     if not name:
         return address
-    return f"{quote_name(name) if _SPECIALS.search(name) else name} <{address}>"
+    shown = f'"{_quote(name)}"' if _SPECIALS.search(name) else name
+    return f"{shown} <{address}>"
